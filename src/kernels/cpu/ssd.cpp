@@ -1,0 +1,73 @@
+// CPU Mamba-2 SSD chunked prefill (Dao & Gu 2024, §6 "SSD algorithm"). Per chunk of Q tokens:
+//   cs_l   = Σ_{i≤l} Δ_i·A_h                           (within-chunk cumulative log-decay)
+//   Y_diag = (C·Bᵀ ∘ exp(cs_l − cs_s)·Δ_s, s ≤ l) · X    (quadratic "attention" form, GEMM)
+//   Y_off  = exp(cs_l) · C · S_inᵀ                      (state entering the chunk, GEMM)
+//   S_out  = exp(cs_last)·S_in + (X ∘ exp(cs_last − cs_s)·Δ_s)ᵀ · B   (GEMM)
+// All in f32. Shapes: x (L, H·P), B/C (L, G·N), state (H, P, N).
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/cpu.hpp"
+
+namespace ssm::kernels::cpu {
+
+void ssd_chunked(const SsdParams& p) {
+  const int64_t Q = std::max<int64_t>(1, p.chunk), H = p.H, P = p.P, N = p.N;
+  const int64_t hpg = H / p.G;
+  std::vector<float> dt(static_cast<size_t>(Q * H)), cs(size_t(Q * H));  // (q, H)
+  std::vector<float> CB(static_cast<size_t>(Q * Q)), M(size_t(Q * Q));
+  std::vector<float> Xw(static_cast<size_t>(Q * P)), Yc(size_t(Q * P));
+  for (int64_t t0 = 0; t0 < p.L; t0 += Q) {
+    const int64_t q = std::min(Q, p.L - t0);
+    for (int64_t l = 0; l < q; l++)
+      for (int64_t h = 0; h < H; h++) {
+        float d = softplus(p.dt[(t0 + l) * p.dt_stride + h] + p.dt_bias[h]);
+        d = std::fmin(std::fmax(d, p.dt_min), p.dt_max);
+        dt[l * H + h] = d;
+        cs[l * H + h] = (l ? cs[(l - 1) * H + h] : 0.f) + d * p.A[h];
+      }
+    for (int64_t g = 0; g < p.G; g++) {
+      const float* Bg = p.B + t0 * p.B_stride + g * N;
+      const float* Cg = p.C + t0 * p.C_stride + g * N;
+      // CB (q, q) = C_g · B_gᵀ
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(q), int(q), int(N), 1.f, Cg, int(p.C_stride), Bg,
+                  int(p.B_stride), 0.f, CB.data(), int(q));
+      for (int64_t h = g * hpg; h < (g + 1) * hpg; h++) {
+        const float* X = p.x + t0 * p.x_stride + h * P;
+        float* S = p.state + h * P * N;
+        float* Y = p.y + t0 * p.y_stride + h * P;
+        // Masked, decayed scores M[l, s] = CB[l, s]·exp(cs_l − cs_s)·Δ_s for s ≤ l.
+        for (int64_t l = 0; l < q; l++) {
+          const float csl = cs[l * H + h];
+          for (int64_t s = 0; s <= l; s++) M[l * q + s] = CB[l * q + s] * std::exp(csl - cs[s * H + h]) * dt[s * H + h];
+          for (int64_t s = l + 1; s < q; s++) M[l * q + s] = 0.f;
+        }
+        // Yc = M · X  (q, P)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(q), int(P), int(q), 1.f, M.data(), int(q), X,
+                    int(p.x_stride), 0.f, Yc.data(), int(P));
+        // Y_off: Yc[l] += exp(cs_l)·(C_l · Sᵀ); use Xw as (q, P) scratch.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(q), int(P), int(N), 1.f, Cg, int(p.C_stride), S, int(N),
+                    0.f, Xw.data(), int(P));
+        const float Dh = p.D ? p.D[h] : 0.f;
+        for (int64_t l = 0; l < q; l++) {
+          const float e = std::exp(cs[l * H + h]);
+          for (int64_t i = 0; i < P; i++) Y[l * p.y_stride + i] = Yc[l * P + i] + e * Xw[l * P + i] + Dh * X[l * p.x_stride + i];
+        }
+        // State passing: S = exp(cs_last)·S + (X ∘ w)ᵀ·B with w_s = exp(cs_last − cs_s)·Δ_s.
+        const float cl = cs[(q - 1) * H + h];
+        for (int64_t s = 0; s < q; s++) {
+          const float w = std::exp(cl - cs[s * H + h]) * dt[s * H + h];
+          for (int64_t i = 0; i < P; i++) Xw[s * P + i] = X[s * p.x_stride + i] * w;
+        }
+        const float decay = std::exp(cl);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(P), int(N), int(q), 1.f, Xw.data(), int(P), Bg,
+                    int(p.B_stride), decay, S, int(N));
+      }
+    }
+  }
+}
+
+}  // namespace ssm::kernels::cpu

@@ -1,0 +1,24 @@
+// Linear and RMSNorm helpers (see layer.hpp).
+#include "layers/layer.hpp"
+#include "ops/ops.hpp"
+
+namespace ssm {
+
+Linear Linear::load(const Weights& W, const std::string& prefix, int64_t out, int64_t in, bool bias, const std::string& why) {
+  Linear l;
+  l.out = out;
+  l.in = in;
+  l.w = W.matrix(prefix + ".weight", {out, in}, why);
+  if (bias) l.b = W.vec(prefix + ".bias", {out}, why);
+  return l;
+}
+
+void Linear::operator()(const float* x, int64_t M, int64_t x_stride, float* y, int64_t y_stride) const {
+  ops::linear({M, out, in, x, x_stride, w.raw(), w.dtype(), b.empty() ? nullptr : b.data(), y, y_stride});
+}
+
+void rms_norm_rows(const float* x, int64_t M, int64_t D, int64_t stride, const float* w, float eps, float* y) {
+  ops::rms_norm({M, D, D, x, stride, w, nullptr, 0, false, eps, y, stride});
+}
+
+}  // namespace ssm

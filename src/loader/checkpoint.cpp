@@ -1,0 +1,96 @@
+// Model-directory checkpoint discovery and sharding (see checkpoint.hpp).
+#include "loader/checkpoint.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "ssm/error.hpp"
+
+namespace ssm {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream is(path, std::ios::binary);
+  if (!is) throw Error(path + ": cannot open");
+  std::ostringstream ss;
+  ss << is.rdbuf();
+  return ss.str();
+}
+
+Checkpoint Checkpoint::open(const std::string& dir) {
+  Checkpoint c;
+  c.dir_ = dir;
+  if (!fs::is_directory(dir)) throw Error(dir + ": not a directory (expected a model directory with config.json and *.safetensors)");
+  std::vector<std::string> shard_names;
+  fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  std::map<std::string, std::string> weight_map;
+  if (fs::exists(index)) {
+    json j = json::parse(read_text_file(index.string()), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw Error(index.string() + ": not valid JSON");
+    auto wm = j.find("weight_map");
+    if (wm == j.end() || !wm->is_object()) throw Error(index.string() + ": missing object field 'weight_map'");
+    std::set<std::string> seen;
+    for (const auto& [name, file] : wm->items()) {
+      if (!file.is_string()) throw Error(index.string() + ": weight_map['" + name + "'] must be a file name");
+      std::string f = file.get<std::string>();
+      if (f.find('/') != std::string::npos || f.find("..") != std::string::npos)
+        throw Error(index.string() + ": weight_map['" + name + "'] names '" + f + "', which is not a file in the model directory");
+      weight_map[name] = f;
+      if (seen.insert(f).second) shard_names.push_back(f);
+    }
+  } else if (fs::exists(fs::path(dir) / "model.safetensors")) {
+    shard_names.push_back("model.safetensors");
+  } else {
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.is_regular_file() && e.path().extension() == ".safetensors") shard_names.push_back(e.path().filename().string());
+    std::sort(shard_names.begin(), shard_names.end());
+  }
+  if (shard_names.empty()) {
+    bool bin = fs::exists(fs::path(dir) / "pytorch_model.bin");
+    throw Error(dir + ": no *.safetensors files" +
+                std::string(bin ? " (found pytorch_model.bin: convert it with safetensors' save_file first)" : ""));
+  }
+  for (const std::string& s : shard_names) {
+    fs::path p = fs::path(dir) / s;
+    if (!fs::exists(p)) throw Error(index.string() + ": lists shard '" + s + "', which does not exist in " + dir);
+    c.files_.push_back(SafetensorsFile::open(p.string()));
+    size_t fi = c.files_.size() - 1;
+    for (const auto& [name, ti] : c.files_.back()->header().tensors) {
+      if (c.where_.count(name))
+        throw Error(p.string() + ": tensor '" + name + "' also appears in " + c.files_[c.where_[name]]->path());
+      c.where_[name] = fi;
+    }
+  }
+  for (const auto& [name, file] : weight_map) {
+    auto it = c.where_.find(name);
+    if (it == c.where_.end()) throw Error(index.string() + ": tensor '" + name + "' is listed in '" + file + "' but that shard does not contain it");
+    if (fs::path(c.files_[it->second]->path()).filename() != file)
+      throw Error(index.string() + ": tensor '" + name + "' is listed in '" + file + "' but stored in " + c.files_[it->second]->path());
+  }
+  return c;
+}
+
+Tensor Checkpoint::get(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) throw Error(dir_ + ": checkpoint has no tensor '" + name + "'");
+  return files_[it->second]->get(name);
+}
+
+const TensorInfo& Checkpoint::info(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) throw Error(dir_ + ": checkpoint has no tensor '" + name + "'");
+  return files_[it->second]->header().tensors.at(name);
+}
+
+std::vector<std::string> Checkpoint::names() const {
+  std::vector<std::string> r;
+  for (const auto& [k, v] : where_) r.push_back(k);
+  return r;
+}
+
+}  // namespace ssm

@@ -1,0 +1,34 @@
+// Checkpoint: the tensors of a model directory, whether stored as one `model.safetensors`, as shards
+// listed in `model.safetensors.index.json`, or as any set of `*.safetensors` files. Names resolve to
+// zero-copy views; every shard is validated when opened.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loader/safetensors.hpp"
+
+namespace ssm {
+
+class Checkpoint {
+ public:
+  // Opens the safetensors files of `dir`. Throws ssm::Error naming the file and the fix.
+  static Checkpoint open(const std::string& dir);
+
+  bool has(const std::string& name) const { return where_.count(name) != 0; }
+  Tensor get(const std::string& name) const;
+  const TensorInfo& info(const std::string& name) const;
+  std::vector<std::string> names() const;
+  const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
+
+ private:
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::map<std::string, size_t> where_;  // tensor name -> index into files_
+  std::string dir_;
+};
+
+// Reads a whole (small) text file; throws naming the path.
+std::string read_text_file(const std::string& path);
+
+}  // namespace ssm

@@ -1,0 +1,19 @@
+// Subcommand registration for the ssm CLI. Each register_* adds a subcommand to `app` and pushes a
+// runner that returns the exit code when that subcommand was chosen, and -1 otherwise.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ssm::cli {
+
+using Runners = std::vector<std::function<int()>>;
+
+void register_inspect(CLI::App& app, Runners& runners);
+void register_logits(CLI::App& app, Runners& runners);
+
+// Reads whitespace-separated token ids, one sequence per non-empty line.
+std::vector<std::vector<int32_t>> read_id_lines(const std::string& path);
+
+}  // namespace ssm::cli

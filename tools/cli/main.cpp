@@ -1,0 +1,37 @@
+// ssm command-line entry point. Each subcommand lives in its own file (cmd_*.cpp) and registers
+// itself here; errors from the library are printed as one line and exit with status 1.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli.hpp"
+#include "ssm/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ssm: state space sequence models (Mamba-1/2, FalconMamba) on CPU"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for all subcommands");
+  ssm::cli::Runners runners;
+  ssm::cli::register_inspect(app, runners);
+  ssm::cli::register_logits(app, runners);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& r : runners) {
+      int rc = r();
+      if (rc >= 0) return rc;
+    }
+  } catch (const ssm::Error& e) {
+    std::fprintf(stderr, "ssm: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "ssm: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ssm: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
