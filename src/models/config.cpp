@@ -59,8 +59,13 @@ struct Reader {
   }
   double as_float(const json& v, const std::string& k) const {
     if (v.is_number()) return v.get<double>();
-    if (v.is_string()) {
-      std::string s = v.get<std::string>();
+    // transformers >= 5 writes non-finite floats as {"__float__": "Infinity"}.
+    const json& w = (v.is_object() && v.contains("__float__")) ? v.at("__float__") : v;
+    if (w.is_number()) return w.get<double>();
+    if (w.is_string()) {
+      std::string s = w.get<std::string>();
+      if (s == "Infinity") return INFINITY;
+      if (s == "-Infinity") return -INFINITY;
       if (s == "inf") return INFINITY;
       if (s == "-inf") return -INFINITY;
     }

@@ -17,7 +17,9 @@ namespace ssm::kernels::cpu {
 void ssd_chunked(const SsdParams& p) {
   const int64_t Q = std::max<int64_t>(1, p.chunk), H = p.H, P = p.P, N = p.N;
   const int64_t hpg = H / p.G;
-  std::vector<float> dt(static_cast<size_t>(Q * H)), cs(size_t(Q * H));  // (q, H)
+  // Δ and the cumulative log-decay in f64: exp(cs_l − cs_s) of two large cumulative sums would lose
+  // the low bits in f32 and drift from the token-by-token recurrence.
+  std::vector<double> dt(static_cast<size_t>(Q * H)), cs(static_cast<size_t>(Q * H));  // (q, H)
   std::vector<float> CB(static_cast<size_t>(Q * Q)), M(size_t(Q * Q));
   std::vector<float> Xw(static_cast<size_t>(Q * P)), Yc(size_t(Q * P));
   for (int64_t t0 = 0; t0 < p.L; t0 += Q) {
@@ -27,7 +29,7 @@ void ssd_chunked(const SsdParams& p) {
         float d = softplus(p.dt[(t0 + l) * p.dt_stride + h] + p.dt_bias[h]);
         d = std::fmin(std::fmax(d, p.dt_min), p.dt_max);
         dt[l * H + h] = d;
-        cs[l * H + h] = (l ? cs[(l - 1) * H + h] : 0.f) + d * p.A[h];
+        cs[l * H + h] = (l ? cs[(l - 1) * H + h] : 0.0) + double(d) * p.A[h];
       }
     for (int64_t g = 0; g < p.G; g++) {
       const float* Bg = p.B + t0 * p.B_stride + g * N;
@@ -41,8 +43,8 @@ void ssd_chunked(const SsdParams& p) {
         float* Y = p.y + t0 * p.y_stride + h * P;
         // Masked, decayed scores M[l, s] = CB[l, s]·exp(cs_l − cs_s)·Δ_s for s ≤ l.
         for (int64_t l = 0; l < q; l++) {
-          const float csl = cs[l * H + h];
-          for (int64_t s = 0; s <= l; s++) M[l * q + s] = CB[l * q + s] * std::exp(csl - cs[s * H + h]) * dt[s * H + h];
+          const double csl = cs[l * H + h];
+          for (int64_t s = 0; s <= l; s++) M[l * q + s] = float(CB[l * q + s] * std::exp(csl - cs[s * H + h]) * dt[s * H + h]);
           for (int64_t s = l + 1; s < q; s++) M[l * q + s] = 0.f;
         }
         // Yc = M · X  (q, P)
@@ -53,16 +55,16 @@ void ssd_chunked(const SsdParams& p) {
                     0.f, Xw.data(), int(P));
         const float Dh = p.D ? p.D[h] : 0.f;
         for (int64_t l = 0; l < q; l++) {
-          const float e = std::exp(cs[l * H + h]);
+          const float e = float(std::exp(cs[l * H + h]));
           for (int64_t i = 0; i < P; i++) Y[l * p.y_stride + i] = Yc[l * P + i] + e * Xw[l * P + i] + Dh * X[l * p.x_stride + i];
         }
         // State passing: S = exp(cs_last)·S + (X ∘ w)ᵀ·B with w_s = exp(cs_last − cs_s)·Δ_s.
-        const float cl = cs[(q - 1) * H + h];
+        const double cl = cs[(q - 1) * H + h];
         for (int64_t s = 0; s < q; s++) {
-          const float w = std::exp(cl - cs[s * H + h]) * dt[s * H + h];
+          const float w = float(std::exp(cl - cs[s * H + h]) * dt[s * H + h]);
           for (int64_t i = 0; i < P; i++) Xw[s * P + i] = X[s * p.x_stride + i] * w;
         }
-        const float decay = std::exp(cl);
+        const float decay = float(std::exp(cl));
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(P), int(N), int(q), 1.f, Xw.data(), int(P), Bg,
                     int(p.B_stride), decay, S, int(N));
       }
