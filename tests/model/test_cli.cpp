@@ -1,0 +1,100 @@
+// The ssm binary end to end: `logits` writes transformers' numbers for a fixture in every mode,
+// `generate --output-ids` reproduces transformers' greedy ids, and bad input exits 1 with one line
+// on stderr naming the file/field — never a crash.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/npy.hpp"
+#include "support/tiny_model.hpp"
+
+using namespace ssm;
+
+namespace {
+
+struct Result {
+  int rc;
+  std::string out;
+};
+
+Result sh(const std::string& args, bool with_stderr = true) {
+  std::string cmd = std::string(SSM_CLI_PATH) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
+}
+
+const std::string kFx = SSM_FIXTURE_DIR;
+
+}  // namespace
+
+TEST(Cli, LogitsMatchFixtureInAllModes) {
+  const std::string d = kFx + "/mamba2_groups";
+  auto ref = read_npy(d + "/logits.npy");
+  for (std::string mode : {"prefill", "step", "chunked:7"}) {
+    std::string out = test::temp_dir("cli") + "/l.npy";
+    auto r = sh("logits -m " + d + " --ids-file " + d + "/ids.txt --out " + out + " --mode " + mode);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    auto got = read_npy(out);
+    ASSERT_EQ(got.shape, ref.shape);
+    float m = 0;
+    for (size_t i = 0; i < got.data.size(); i++) {
+      ASSERT_EQ(std::isnan(got.data[i]), std::isnan(ref.data[i])) << "NaN padding differs at " << i;
+      if (!std::isnan(ref.data[i])) m = std::max(m, std::fabs(got.data[i] - ref.data[i]));
+    }
+    EXPECT_LT(m, 1e-4f) << mode;
+  }
+}
+
+TEST(Cli, GenerateOutputIdsMatchesTransformers) {
+  std::ifstream is(std::string(SSM_SOURCE_DIR) + "/models/default/reference.json");
+  auto ref = nlohmann::json::parse(is);
+  const auto& g = ref["greedy"][1];
+  std::string ids;
+  for (int v : g["prompt_ids"]) ids += (ids.empty() ? "" : " ") + std::to_string(v);
+  std::string want;
+  for (int v : g["output_ids"]) want += (want.empty() ? "" : " ") + std::to_string(v);
+  auto r = sh("generate --prompt-ids \"" + ids + "\" -n " + std::to_string(g["output_ids"].size()) +
+              " --temperature 0 --output-ids", false);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), want);
+}
+
+TEST(Cli, BadInputIsOneLineError) {
+  std::string dir = test::temp_dir("clibad");
+  std::ofstream(dir + "/ids.txt") << "1 2 x\n";
+  std::ofstream(dir + "/good_ids.txt") << "1 2 3\n";
+  std::ofstream(dir + "/config.json") << "{\"model_type\": \"mamba\", ";
+  struct Case { std::string args, expect; };
+  std::vector<Case> cases = {
+      {"inspect -m " + dir, "config.json: not valid JSON"},
+      {"inspect -m " + dir + "/nonexistent", "no config.json"},
+      {"logits -m " + kFx + "/mamba2_groups --ids-file " + dir + "/ids.txt --out " + dir + "/o.npy", "ids.txt:1: 'x'"},
+      {"logits -m " + kFx + "/mamba2_groups --ids-file " + dir + "/good_ids.txt --out " + dir + "/o.npy --mode chunked:0", "positive integer"},
+      {"generate -p hi -n -5", "-n must be >= 0"},
+      {"generate --prompt-ids \"1 999999\" -n 2", "is not a token id"},
+      {"generate -p hi --top-p 7", "top_p"},
+      {"generate -p \"$(printf '\\377\\376')\" -n 2", "not valid UTF-8"},
+  };
+  for (const auto& c : cases) {
+    auto r = sh(c.args);
+    EXPECT_EQ(r.rc, 1) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find("ssm: error:"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in: " << r.out;
+  }
+  // A truncated shard of a real fixture.
+  std::string t = test::temp_dir("trunc");
+  for (auto& e : std::filesystem::directory_iterator(kFx + "/mamba1_bias_tied")) std::filesystem::copy(e.path(), t);
+  std::filesystem::resize_file(t + "/model.safetensors", std::filesystem::file_size(t + "/model.safetensors") / 2);
+  auto r = sh("inspect -m " + t);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("model.safetensors"), std::string::npos) << r.out;
+}
