@@ -13,6 +13,7 @@ using Runners = std::vector<std::function<int()>>;
 void register_inspect(CLI::App& app, Runners& runners);
 void register_logits(CLI::App& app, Runners& runners);
 void register_generate(CLI::App& app, Runners& runners);
+void register_perplexity(CLI::App& app, Runners& runners);
 
 // Reads whitespace-separated token ids, one sequence per non-empty line.
 std::vector<std::vector<int32_t>> read_id_lines(const std::string& path);

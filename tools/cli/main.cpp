@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   ssm::cli::register_inspect(app, runners);
   ssm::cli::register_logits(app, runners);
   ssm::cli::register_generate(app, runners);
+  ssm::cli::register_perplexity(app, runners);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
