@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   ssm::cli::register_logits(app, runners);
   ssm::cli::register_generate(app, runners);
   ssm::cli::register_perplexity(app, runners);
+  ssm::cli::register_bench(app, runners);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
