@@ -83,6 +83,8 @@ TEST(Cli, BadInputIsOneLineError) {
       {"generate --prompt-ids \"1 999999\" -n 2", "is not a token id"},
       {"generate -p hi --top-p 7", "top_p"},
       {"generate -p \"$(printf '\\377\\376')\" -n 2", "not valid UTF-8"},
+      {"detokenize -t " + std::string(SSM_SOURCE_DIR) + "/models/default/tokenizer.json --ids 99999", "is not a token id"},
+      {"tokenize -t " + dir + "/config.json -f " + dir + "/ids.txt", "not valid JSON"},
   };
   for (const auto& c : cases) {
     auto r = sh(c.args);

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   ssm::cli::register_generate(app, runners);
   ssm::cli::register_perplexity(app, runners);
   ssm::cli::register_bench(app, runners);
+  ssm::cli::register_tokenize(app, runners);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
