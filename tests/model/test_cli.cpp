@@ -84,7 +84,7 @@ TEST(Cli, BadInputIsOneLineError) {
       {"generate -p hi --top-p 7", "top_p"},
       {"generate -p \"$(printf '\\377\\376')\" -n 2", "not valid UTF-8"},
       {"detokenize -t " + std::string(SSM_SOURCE_DIR) + "/models/default/tokenizer.json --ids 99999", "is not a token id"},
-      {"tokenize -t " + dir + "/config.json -f " + dir + "/ids.txt", "not valid JSON"},
+      {"tokenize -t " + dir + "/config.json -f " + dir + "/ids.txt", "config.json: invalid JSON"},
   };
   for (const auto& c : cases) {
     auto r = sh(c.args);

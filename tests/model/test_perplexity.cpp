@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "loader/checkpoint.hpp"
-#include "runtime/bpe.hpp"
+#include "runtime/tokenizer.hpp"
 #include "runtime/perplexity.hpp"
 
 using namespace ssm;
@@ -18,7 +18,7 @@ TEST(Perplexity, BundledModelMatchesTransformers) {
   std::ifstream is(dir + "/reference.json");
   auto ref = nlohmann::json::parse(is);
   auto m = Model::load(dir);
-  auto tok = ByteLevelBpe::load(dir + "/tokenizer.json");
+  auto tok = Tokenizer::load(dir + "/tokenizer.json");
   auto ids = tok->encode(read_text_file(std::string(SSM_TEST_DATA_DIR) + "/default_model_heldout.txt"));
   auto r = perplexity(*m, ids, 512);
   EXPECT_EQ(r.scored, ref["heldout_tokens_scored"].get<int64_t>());

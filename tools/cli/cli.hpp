@@ -4,9 +4,17 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <cstdint>
 #include <vector>
 
+namespace ssm { class Tokenizer; }
+
 namespace ssm::cli {
+
+// The bundled model directory ($SSM_DEFAULT_MODEL overrides it).
+std::string default_model_dir();
+// Ids that end generation for the model in `dir` (generation_config.json, then the tokenizer).
+std::vector<int32_t> eos_ids(const std::string& dir, const Tokenizer* tok);
 
 using Runners = std::vector<std::function<int()>>;
 

@@ -7,8 +7,10 @@
 #include <sstream>
 
 #include "cli.hpp"
-#include "runtime/bpe.hpp"
+#include "runtime/tokenizer.hpp"
+#include "loader/checkpoint.hpp"
 #include "runtime/generate.hpp"
+#include <nlohmann/json.hpp>
 
 namespace ssm::cli {
 namespace {
@@ -21,10 +23,44 @@ struct GenOpts {
   std::vector<std::string> stops;
 };
 
+
+}  // namespace
+
 std::string default_model_dir() {
   if (const char* e = std::getenv("SSM_DEFAULT_MODEL")) return e;
   return SSM_DEFAULT_MODEL_DIR;
 }
+
+// End-of-sequence ids: generation_config.json's eos_token_id (int or list), else the tokenizer's
+// eos_token, else the conventional <|endoftext|> / </s> when the vocabulary has them.
+std::vector<int32_t> eos_ids(const std::string& dir, const Tokenizer* tok) {
+  std::vector<int32_t> ids;
+  const std::string gc = dir + "/generation_config.json";
+  if (std::filesystem::exists(gc)) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_text_file(gc));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(gc + ": invalid JSON (" + e.what() + ")");
+    }
+    if (j.is_object() && j.contains("eos_token_id")) {
+      const auto& e = j["eos_token_id"];
+      if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
+      else if (e.is_array())
+        for (const auto& x : e)
+          if (x.is_number_integer()) ids.push_back(x.get<int32_t>());
+    }
+  }
+  if (tok) {
+    if (auto e = tok->eos_id()) ids.push_back(*e);
+    if (ids.empty())
+      for (const char* name : {"<|endoftext|>", "</s>"})
+        if (auto e = tok->token_to_id(name)) ids.push_back(*e);
+  }
+  return ids;
+}
+
+namespace {
 
 int run_generate(GenOpts& o) {
   if (o.dir.empty()) o.dir = default_model_dir();
@@ -32,9 +68,9 @@ int run_generate(GenOpts& o) {
   if (o.n > 1'000'000) throw Error("-n " + std::to_string(o.n) + " is too large (limit 1000000)");
   if (o.prompt.empty() == o.prompt_ids.empty()) throw Error("give exactly one of -p TEXT or --prompt-ids \"1 2 3\"");
   auto m = Model::load(o.dir);
-  std::unique_ptr<ByteLevelBpe> tok;
+  std::unique_ptr<Tokenizer> tok;
   const std::string tj = o.dir + "/tokenizer.json";
-  if (std::filesystem::exists(tj)) tok = ByteLevelBpe::load(tj);
+  if (std::filesystem::exists(tj)) tok = Tokenizer::load(tj);
   std::vector<int32_t> prompt;
   if (!o.prompt_ids.empty()) {
     std::istringstream is(o.prompt_ids);
@@ -47,7 +83,7 @@ int run_generate(GenOpts& o) {
     }
   } else {
     if (!tok) throw Error(o.dir + ": no tokenizer.json; use --prompt-ids");
-    prompt = tok->encode(o.prompt);
+    prompt = tok->encode(o.prompt, /*add_special_tokens=*/true);  // BOS etc. as tokenizer_config.json says
   }
   if (prompt.empty()) throw Error("the prompt encodes to no tokens");
   if (prompt.size() > 1'000'000) throw Error("prompt of " + std::to_string(prompt.size()) + " tokens exceeds the 1000000-token limit");
@@ -55,12 +91,9 @@ int run_generate(GenOpts& o) {
   go.max_new_tokens = o.n;
   go.sampling = o.sp;
   go.ignore_eos = o.ignore_eos;
-  if (tok) {
-    if (auto e = tok->token_to_id("<|endoftext|>")) go.eos_ids.push_back(*e);
-    if (auto e = tok->token_to_id("</s>")) go.eos_ids.push_back(*e);
-  }
-  std::unique_ptr<BpeStreamDecoder> sd;
-  if (tok) sd = std::make_unique<BpeStreamDecoder>(*tok);
+  go.eos_ids = eos_ids(o.dir, tok.get());
+  std::unique_ptr<StreamDecoder> sd;
+  if (tok) sd = std::make_unique<StreamDecoder>(*tok);
   StopFilter stop(o.stops);
   bool first = true;
   if (!o.output_ids && tok) std::fputs(o.prompt.c_str(), stdout), std::fflush(stdout);

@@ -4,7 +4,7 @@
 
 #include "cli.hpp"
 #include "loader/checkpoint.hpp"
-#include "runtime/bpe.hpp"
+#include "runtime/tokenizer.hpp"
 #include "runtime/perplexity.hpp"
 
 namespace ssm::cli {
@@ -19,7 +19,7 @@ void register_perplexity(CLI::App& app, Runners& runners) {
   runners.push_back([sub, o]() -> int {
     if (!sub->parsed()) return -1;
     auto m = Model::load(o->dir);
-    auto tok = ByteLevelBpe::load(o->dir + "/tokenizer.json");
+    auto tok = Tokenizer::load(o->dir + "/tokenizer.json");
     auto ids = tok->encode(read_text_file(o->file));
     auto r = perplexity(*m, ids, o->ctx);
     std::printf("perplexity %.4f over %lld scored tokens (%lld windows of up to %lld)\n", r.ppl, (long long)r.scored,

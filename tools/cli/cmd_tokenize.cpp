@@ -5,7 +5,7 @@
 
 #include "cli.hpp"
 #include "loader/checkpoint.hpp"
-#include "runtime/bpe.hpp"
+#include "runtime/tokenizer.hpp"
 #include "ssm/error.hpp"
 
 namespace ssm::cli {
@@ -21,7 +21,7 @@ void register_tokenize(CLI::App& app, Runners& runners) {
   dt->add_option("--ids", o->ids, "Space-separated token ids")->required();
   runners.push_back([tk, o]() -> int {
     if (!tk->parsed()) return -1;
-    auto t = ByteLevelBpe::load(o->tok);
+    auto t = Tokenizer::load(o->tok);
     auto ids = t->encode(read_text_file(o->file));
     for (size_t i = 0; i < ids.size(); i++) std::printf(i ? " %d" : "%d", ids[i]);
     std::printf("\n");
@@ -29,7 +29,7 @@ void register_tokenize(CLI::App& app, Runners& runners) {
   });
   runners.push_back([dt, o]() -> int {
     if (!dt->parsed()) return -1;
-    auto t = ByteLevelBpe::load(o->tok);
+    auto t = Tokenizer::load(o->tok);
     std::vector<int32_t> ids;
     std::istringstream is(o->ids);
     std::string s;

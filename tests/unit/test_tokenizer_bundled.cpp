@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "runtime/bpe.hpp"
+#include "runtime/tokenizer.hpp"
 #include "ssm/error.hpp"
 
 using namespace ssm;
@@ -15,15 +15,15 @@ namespace {
 const std::string kDir = std::string(SSM_SOURCE_DIR) + "/models/default";
 }
 
-TEST(Bpe, MatchesHfTokenizersOnBundledModel) {
-  auto tok = ByteLevelBpe::load(kDir + "/tokenizer.json");
+TEST(BundledTokenizer, MatchesHfTokenizersOnBundledModel) {
+  auto tok = Tokenizer::load(kDir + "/tokenizer.json");
   std::ifstream is(kDir + "/reference.json");
   auto ref = nlohmann::json::parse(is);
   for (const auto& g : ref["greedy"]) {
     EXPECT_EQ(tok->encode(g["prompt"].get<std::string>()), g["prompt_ids"].get<std::vector<int32_t>>()) << g["prompt"];
     auto ids = g["output_ids"].get<std::vector<int32_t>>();
     EXPECT_EQ(tok->decode(ids), g["text"].get<std::string>());
-    BpeStreamDecoder sd(*tok);
+    StreamDecoder sd(*tok);
     std::string streamed;
     for (int32_t id : ids) streamed += sd.push(id);
     streamed += sd.flush();
@@ -32,8 +32,8 @@ TEST(Bpe, MatchesHfTokenizersOnBundledModel) {
   EXPECT_EQ(tok->encode("<|im_start|>user"), (std::vector<int32_t>{1, tok->encode("user")[0]}));
 }
 
-TEST(Bpe, RoundTripsArbitraryUtf8) {
-  auto tok = ByteLevelBpe::load(kDir + "/tokenizer.json");
+TEST(BundledTokenizer, RoundTripsArbitraryUtf8) {
+  auto tok = Tokenizer::load(kDir + "/tokenizer.json");
   for (std::string s : {"Hello, world!", "  spaces\t\ttabs\n\nnewlines", "naïve café — 東京 🙂👍🏽", "don't I'll 1234567 3.14", ""})
     EXPECT_EQ(tok->decode(tok->encode(s)), s);
   EXPECT_THROW(tok->encode(std::string("bad \xff utf8")), Error);
@@ -41,8 +41,8 @@ TEST(Bpe, RoundTripsArbitraryUtf8) {
   EXPECT_THROW(tok->encode(std::string("\xed\xa0\x80")), Error);  // surrogate
 }
 
-TEST(Bpe, RejectsUnsupportedFiles) {
-  EXPECT_THROW(ByteLevelBpe::from_json("{", "t.json"), Error);
-  EXPECT_THROW(ByteLevelBpe::from_json(R"({"model":{"type":"Unigram"}})", "t.json"), Error);
-  EXPECT_THROW(ByteLevelBpe::from_json(R"({"model":{"type":"BPE","vocab":{}},"pre_tokenizer":{"type":"Metaspace"}})", "t.json"), Error);
+TEST(BundledTokenizer, RejectsUnsupportedFiles) {
+  EXPECT_THROW(Tokenizer::from_json("{", "t.json"), Error);
+  EXPECT_THROW(Tokenizer::from_json(R"({"model":{"type":"Unigram"}})", "t.json"), Error);
+  EXPECT_THROW(Tokenizer::from_json(R"({"model":{"type":"BPE","vocab":{}},"pre_tokenizer":{"type":"NoSuchPreTokenizer"}})", "t.json"), Error);
 }
