@@ -10,6 +10,7 @@ std::string_view dtype_name(DType t) {
     case DType::F32: return "f32";
     case DType::F16: return "f16";
     case DType::BF16: return "bf16";
+    case DType::I8: return "i8";
   }
   return "?";
 }
@@ -20,6 +21,7 @@ bool parse_dtype(std::string_view s, DType* out) {
   if (l == "f32" || l == "float32" || l == "fp32") *out = DType::F32;
   else if (l == "f16" || l == "float16" || l == "fp16") *out = DType::F16;
   else if (l == "bf16" || l == "bfloat16") *out = DType::BF16;
+  else if (l == "i8" || l == "int8") *out = DType::I8;
   else return false;
   return true;
 }
@@ -58,6 +60,11 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
     case DType::F16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(s[i]);
+      return;
+    }
+    case DType::I8: {  // raw values; the caller applies block scales
+      const auto* s = static_cast<const int8_t*>(src);
+      for (size_t i = 0; i < n; i++) dst[i] = float(s[i]);
       return;
     }
   }

@@ -9,9 +9,11 @@
 
 namespace ssm {
 
-enum class DType : uint8_t { F32, F16, BF16 };
+// I8 holds block-quantised weights (q8: blocks of 32 along a row, one f32 scale per block kept in a
+// separate tensor); on its own it is just int8 values.
+enum class DType : uint8_t { F32, F16, BF16, I8 };
 
-inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : t == DType::I8 ? 1 : 2; }
 std::string_view dtype_name(DType t);
 // Parses safetensors / CLI dtype names ("F32", "bf16", ...); returns false when unknown.
 bool parse_dtype(std::string_view s, DType* out);

@@ -46,6 +46,7 @@ Tensor Tensor::from_f32(const float* v, DType dtype, Shape shape) {
     case DType::F32: std::memcpy(t.raw(), v, size_t(n) * 4); break;
     case DType::BF16: for (int64_t i = 0; i < n; i++) t.data<uint16_t>()[i] = f32_to_bf16(v[i]); break;
     case DType::F16: for (int64_t i = 0; i < n; i++) t.data<uint16_t>()[i] = f32_to_f16(v[i]); break;
+    case DType::I8: throw Error("from_f32: i8 needs block quantisation (see loader/quantize.hpp)");
   }
   return t;
 }

@@ -9,12 +9,15 @@
 namespace ssm::kernels {
 
 // y (M, N) = x (M, K) · W(N, K)ᵀ + bias (N).  W in `w_dtype`, everything else f32.
+// I8 weights are q8: W[n,k] = w[n,k] · w_scale[n, k/32] (K a multiple of kQ8Block).
+inline constexpr int64_t kQ8Block = 32;
 struct LinearParams {
   int64_t M, N, K;
   const float* x; int64_t x_stride;
   const void* w; DType w_dtype;
   const float* bias;  // nullable
   float* y; int64_t y_stride;
+  const float* w_scale = nullptr;  // (N, K/32) for I8 weights
 };
 
 // y = x / sqrt(mean(x²) + eps) · w over groups of `group` consecutive channels of each row.

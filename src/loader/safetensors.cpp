@@ -157,7 +157,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   if (!metadata.empty()) h["__metadata__"] = metadata;
   uint64_t off = 0;
   for (const auto& [name, t] : tensors) {
-    std::string dt = t.dtype() == DType::F32 ? "F32" : t.dtype() == DType::F16 ? "F16" : "BF16";
+    std::string dt = t.dtype() == DType::F32 ? "F32" : t.dtype() == DType::F16 ? "F16" : t.dtype() == DType::I8 ? "I8" : "BF16";
     h[name] = {{"dtype", dt}, {"shape", t.shape()}, {"data_offsets", {off, off + t.nbytes()}}};
     off += t.nbytes();
   }

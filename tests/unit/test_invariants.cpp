@@ -51,8 +51,12 @@ TEST_P(Invariants, PrefillStepChunkedAgree) {
   auto full = run_chunked(*m, ids, 29, a);
   auto step = run_chunked(*m, ids, 1, b);
   auto chunk = run_chunked(*m, ids, 5, c);
-  EXPECT_LT(max_abs_diff(step, full), 1e-5f);
-  EXPECT_LT(max_abs_diff(chunk, full), 1e-5f);
+  // Modes sum in different orders (GEMV vs GEMM, chunked vs sequential scan): the bound of
+  // docs/numerics.md, 1e-5 relative to the largest logit.
+  float big = 1.f;
+  for (float v : full) big = std::max(big, std::fabs(v));
+  EXPECT_LT(max_abs_diff(step, full), 1e-5f * big);
+  EXPECT_LT(max_abs_diff(chunk, full), 1e-5f * big);
   EXPECT_LT(max_abs_diff(b.data, a.data), 1e-5f);
   EXPECT_LT(max_abs_diff(c.data, a.data), 1e-5f);
   EXPECT_EQ(a.pos, 29);

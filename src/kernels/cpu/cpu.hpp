@@ -1,12 +1,25 @@
 // CPU kernels: the fast host versions of each op (BLAS GEMMs, chunked scans). Each has a scalar
 // oracle in kernels/ref and a cross-check in tests/unit/test_kernels.cpp.
 #pragma once
+#include <string>
+#include <vector>
+
 #include "kernels/params.hpp"
 
 namespace ssm::kernels::cpu {
 
+// Highway targets usable here, widest first ("avx3", "avx2", "sse4", "emu128", ...).
+std::vector<std::string> available_isas();
+// Restricts the SIMD kernels to one of available_isas() ("auto" = widest); throws ssm::Error otherwise.
+void set_isa(const std::string& name);
+std::string current_isa();
+void init_isa_from_env();  // applies $SSM_ISA once
+
 // GEMM through OpenBLAS; half-precision weights are widened to f32 panel by panel.
 void linear(const LinearParams& p);
+// Matrix-vector products (any M, meant for M <= kGemvMaxRows): conversion fused, rows threaded.
+inline constexpr int64_t kGemvMaxRows = 8;
+void gemv(const LinearParams& p);
 // Mamba-1 scan, channel-outer so each channel's N-state lives in registers for the whole sequence.
 void selective_scan(const ScanParams& p);
 // Mamba-2 SSD chunked algorithm (intra-chunk quadratic form + inter-chunk state passing), GEMMs in BLAS.

@@ -11,6 +11,11 @@ namespace ssm::kernels::cpu {
 
 void linear(const LinearParams& p) {
   if (p.M == 0 || p.N == 0) return;
+  // Decode-sized products are bandwidth bound: fused-conversion GEMV over the thread pool.
+  if (p.M <= kGemvMaxRows) {
+    gemv(p);
+    return;
+  }
   if (p.w_dtype == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(p.M), int(p.N), int(p.K), 1.f, p.x, int(p.x_stride),
                 static_cast<const float*>(p.w), int(p.K), 0.f, p.y, int(p.y_stride));
@@ -22,6 +27,11 @@ void linear(const LinearParams& p) {
     for (int64_t n0 = 0; n0 < p.N; n0 += panel) {
       int64_t nn = std::min(panel, p.N - n0);
       to_f32(p.w_dtype, static_cast<const char*>(p.w) + size_t(n0 * p.K) * es, buf.data(), size_t(nn * p.K));
+      if (p.w_dtype == DType::I8) {
+        const int64_t nb = p.K / kQ8Block;
+        for (int64_t r = 0; r < nn; r++)
+          for (int64_t k = 0; k < p.K; k++) buf[size_t(r * p.K + k)] *= p.w_scale[(n0 + r) * nb + k / kQ8Block];
+      }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(p.M), int(nn), int(p.K), 1.f, p.x, int(p.x_stride),
                   buf.data(), int(p.K), 0.f, p.y + n0, int(p.y_stride));
     }

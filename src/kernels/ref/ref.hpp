@@ -19,6 +19,7 @@ inline float load_elem(const void* base, DType t, int64_t i) {
     case DType::F32: return static_cast<const float*>(base)[i];
     case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
     case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case DType::I8: return float(static_cast<const int8_t*>(base)[i]);  // unscaled
   }
   return 0.f;
 }
