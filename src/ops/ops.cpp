@@ -20,14 +20,20 @@ Impl impl() { return g_impl; }
 void set_impl(Impl i) { g_impl = i; }
 
 void linear(const kernels::LinearParams& p) { g_impl == Impl::Ref ? kernels::ref::linear(p) : kernels::cpu::linear(p); }
-void rms_norm(const kernels::RmsNormParams& p) { kernels::ref::rms_norm(p); }
-void causal_conv1d(const kernels::ConvParams& p) { kernels::ref::causal_conv1d(p); }
+void rms_norm(const kernels::RmsNormParams& p) {
+  g_impl == Impl::Ref ? kernels::ref::rms_norm(p) : kernels::cpu::rms_norm(p);
+}
+void causal_conv1d(const kernels::ConvParams& p) {
+  g_impl == Impl::Ref ? kernels::ref::causal_conv1d(p) : kernels::cpu::causal_conv1d(p);
+}
 void selective_scan(const kernels::ScanParams& p) {
   g_impl == Impl::Ref ? kernels::ref::selective_scan(p) : kernels::cpu::selective_scan(p);
 }
 void ssd_prefill(const kernels::SsdParams& p) {
   g_impl == Impl::Ref ? kernels::ref::ssd_recurrent(p) : kernels::cpu::ssd_chunked(p);
 }
-void ssd_step(const kernels::SsdParams& p) { kernels::ref::ssd_recurrent(p); }
+void ssd_step(const kernels::SsdParams& p) {
+  g_impl == Impl::Ref ? kernels::ref::ssd_recurrent(p) : kernels::cpu::ssd_step(p);
+}
 
 }  // namespace ssm::ops

@@ -148,3 +148,91 @@ TEST(ThreadPool, NestedCallsRunSerially) {
   EXPECT_EQ(sum.load(), 80);
   set_num_threads(0);
 }
+
+namespace {
+
+std::vector<float> randn_s(size_t n, uint32_t seed, float scale, float offset) {
+  auto v = randn(n, seed);
+  for (auto& x : v) x = offset + scale * x;
+  return v;
+}
+
+// max |a - b| / max |b|: for these element-wise kernels (f32 with at most N-term sums and 1-ulp
+// exp) the reference differs by a few ulps of the largest value; 2e-5 (≈ 170 ulps) flags real bugs.
+float rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0, r = 1e-30f;
+  for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::fabs(a[i] - b[i])), r = std::max(r, std::fabs(b[i]));
+  return m / r;
+}
+
+constexpr float kTol = 2e-5f;
+
+}  // namespace
+
+TEST(SimdKernels, ScanConvNormSsdStepMatchReferenceOnEveryIsa) {
+  IsaGuard guard;
+  for (const auto& isa : cpu::available_isas()) {
+    cpu::set_isa(isa);
+    // Mamba-1 scan: prefill and decode step, real (E=1536, N=16) and odd (N=3, 19) shapes.
+    for (auto [L, E, N] : {std::tuple{40, 33, 16}, std::tuple{1, 1536, 16}, std::tuple{3, 5, 3}, std::tuple{1, 7, 19}}) {
+      auto u = randn(size_t(L * E), 1), dl = randn(size_t(L * E), 2), bias = randn_s(size_t(E), 3, 0.5f, -1.f);
+      auto A = randn_s(size_t(E * N), 4, 0.5f, -1.f), B = randn(size_t(L * N), 5), C = randn(size_t(L * N), 6);
+      auto D = randn(size_t(E), 7), z = randn(size_t(L * E), 8), h0 = randn(size_t(E * N), 9);
+      for (auto& a : A) a = -std::fabs(a);
+      auto h1 = h0;
+      std::vector<float> y0(static_cast<size_t>(L * E)), y1(static_cast<size_t>(L * E));
+      ScanParams sp{L, E, N, u.data(), E, dl.data(), E, bias.data(), A.data(), B.data(), N, C.data(), N, D.data(),
+                    z.data(), E, h0.data(), y0.data(), E};
+      ref::selective_scan(sp);
+      sp.h = h1.data(), sp.y = y1.data();
+      cpu::selective_scan(sp);
+      EXPECT_LT(rel_err(y1, y0), kTol) << isa << " scan L=" << L << " E=" << E << " N=" << N;
+      EXPECT_LT(rel_err(h1, h0), kTol) << isa << " scan state";
+    }
+    // Mamba-2 step: mamba2-130m heads (H=24, P=64, N=128), groups, odd N.
+    struct S { int64_t H, P, G, N; };
+    for (S s : {S{24, 64, 1, 128}, S{4, 5, 2, 7}, S{6, 3, 3, 17}}) {
+      const int64_t HP = s.H * s.P, GN = s.G * s.N;
+      auto x = randn(size_t(HP), 1), dt = randn(size_t(s.H), 2), bias = randn_s(size_t(s.H), 3, 0.5f, -1.f);
+      auto A = randn_s(size_t(s.H), 4, 0.5f, -1.f), B = randn(size_t(GN), 5), C = randn(size_t(GN), 6);
+      auto D = randn(size_t(s.H), 7), S0 = randn_s(size_t(HP * s.N), 8, 0.3f, 0.f);
+      for (auto& a : A) a = -std::fabs(a);
+      auto S1 = S0;
+      std::vector<float> y0(static_cast<size_t>(HP)), y1(static_cast<size_t>(HP));
+      SsdParams p{1, s.H, s.P, s.G, s.N, 0, x.data(), HP, dt.data(), s.H, bias.data(), A.data(), B.data(), GN,
+                  C.data(), GN, D.data(), 0.01f, 0.5f, S0.data(), y0.data(), HP};
+      ref::ssd_recurrent(p);
+      p.state = S1.data(), p.y = y1.data();
+      cpu::ssd_step(p);
+      EXPECT_LT(rel_err(y1, y0), kTol) << isa << " ssd_step H=" << s.H << " N=" << s.N;
+      EXPECT_LT(rel_err(S1, S0), kTol) << isa << " ssd_step state";
+    }
+    // Conv: mamba-130m (C=1536, K=4) decode and prefill, Mamba-2 conv width (C=1792+), odd sizes.
+    for (auto [L, C, K] : {std::tuple{1, 1536, 4}, std::tuple{9, 1792, 4}, std::tuple{5, 37, 3}, std::tuple{2, 3, 2}}) {
+      for (bool act : {true, false}) {
+        auto x = randn(size_t(L * C), 1), w = randn(size_t(C * K), 2), b = randn(size_t(C), 3);
+        auto st0 = randn(size_t((K - 1) * C), 4), st1 = st0;
+        std::vector<float> y0(static_cast<size_t>(L * C)), y1(static_cast<size_t>(L * C));
+        ConvParams p{L, C, K, x.data(), C, w.data(), b.data(), st0.data(), act, y0.data(), C};
+        ref::causal_conv1d(p);
+        p.state = st1.data(), p.y = y1.data();
+        cpu::causal_conv1d(p);
+        EXPECT_LT(rel_err(y1, y0), kTol) << isa << " conv L=" << L << " C=" << C << " K=" << K;
+        EXPECT_EQ(st1, st0) << isa << " conv window";
+      }
+    }
+    // RMSNorm: plain, weightless, grouped + gated both ways, odd widths, in place.
+    for (auto [M, D, G] : {std::tuple{3, 768, 768}, std::tuple{2, 1536, 768}, std::tuple{4, 37, 37}, std::tuple{1, 30, 10}}) {
+      for (int mode = 0; mode < 4; mode++) {
+        auto x = randn(size_t(M * D), 1), w = randn(size_t(D), 2), g = randn(size_t(M * D), 3);
+        std::vector<float> y0(static_cast<size_t>(M * D)), y1 = x;
+        RmsNormParams p{M, D, G, x.data(), D, mode == 1 ? nullptr : w.data(), mode >= 2 ? g.data() : nullptr, D,
+                        mode == 3, 1e-5f, y0.data(), D};
+        ref::rms_norm(p);
+        p.x = y1.data(), p.y = y1.data();  // in place
+        cpu::rms_norm(p);
+        EXPECT_LT(rel_err(y1, y0), kTol) << isa << " rms_norm D=" << D << " mode " << mode;
+      }
+    }
+  }
+}

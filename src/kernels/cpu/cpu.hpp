@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/params.hpp"
+#include "ssm/error.hpp"
 
 namespace ssm::kernels::cpu {
 
@@ -24,5 +25,11 @@ void gemv(const LinearParams& p);
 void selective_scan(const ScanParams& p);
 // Mamba-2 SSD chunked algorithm (intra-chunk quadratic form + inter-chunk state passing), GEMMs in BLAS.
 void ssd_chunked(const SsdParams& p);
+// Mamba-2 recurrent update (decode), heads threaded, vectorised over N.
+void ssd_step(const SsdParams& p);
+// Depthwise causal conv1d + bias + SiLU, vectorised over channels (K <= 8).
+void causal_conv1d(const ConvParams& p);
+// RMSNorm (grouped, optionally gated), rows threaded, vectorised.
+void rms_norm(const RmsNormParams& p);
 
 }  // namespace ssm::kernels::cpu
