@@ -64,7 +64,12 @@ class Pool {
     t_in_job = true;
     fn(0, n);
     t_in_job = false;
-    while (pending_.load(std::memory_order_acquire) != 0) SSM_PAUSE();
+    // Spin while the workers are finishing; yield once it takes long (an oversubscribed machine
+    // may have descheduled a worker, and spinning would only keep it off the core).
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; spins++) {
+      if (spins < 4096) SSM_PAUSE();
+      else std::this_thread::yield();
+    }
     job_ = nullptr;
   }
 

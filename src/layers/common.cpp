@@ -8,13 +8,14 @@ Linear Linear::load(const Weights& W, const std::string& prefix, int64_t out, in
   Linear l;
   l.out = out;
   l.in = in;
-  l.w = W.matrix(prefix + ".weight", {out, in}, why);
+  l.w = W.matrix(prefix + ".weight", {out, in}, why, &l.scale);
   if (bias) l.b = W.vec(prefix + ".bias", {out}, why);
   return l;
 }
 
 void Linear::operator()(const float* x, int64_t M, int64_t x_stride, float* y, int64_t y_stride) const {
-  ops::linear({M, out, in, x, x_stride, w.raw(), w.dtype(), b.empty() ? nullptr : b.data(), y, y_stride});
+  ops::linear({M, out, in, x, x_stride, w.raw(), w.dtype(), b.empty() ? nullptr : b.data(), y, y_stride,
+               scale.empty() ? nullptr : scale.data()});
 }
 
 void rms_norm_rows(const float* x, int64_t M, int64_t D, int64_t stride, const float* w, float eps, float* y) {

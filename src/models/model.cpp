@@ -31,9 +31,13 @@ class LM final : public Model {
     const std::string vwhy = "vocab_size=" + std::to_string(c_.vocab_config) +
                              (ssm_layout ? " padded to " + std::to_string(c_.vocab) : "") +
                              ", hidden_size=" + std::to_string(c_.d_model);
-    embed_ = W.matrix(emb_name, {c_.vocab, c_.d_model}, vwhy);
-    if (W.has("lm_head.weight")) lm_head_ = W.matrix("lm_head.weight", {c_.vocab, c_.d_model}, vwhy);
-    else if (c_.tie_embeddings) lm_head_ = embed_;
+    embed_ = W.matrix(emb_name, {c_.vocab, c_.d_model}, vwhy, &embed_scale_);
+    if (W.has("lm_head.weight")) {
+      lm_head_ = W.matrix("lm_head.weight", {c_.vocab, c_.d_model}, vwhy, &lm_head_scale_);
+    } else if (c_.tie_embeddings) {
+      lm_head_ = embed_;
+      lm_head_scale_ = embed_scale_;
+    }
     else throw Error(dir + ": missing tensor 'lm_head.weight' and config.json says the embeddings are not tied");
     norm_f_ = W.vec("backbone.norm_f.weight", {c_.d_model}, "hidden_size=" + std::to_string(c_.d_model));
     int64_t off = 0;
@@ -56,6 +60,7 @@ class LM final : public Model {
     std::map<std::string, int64_t> by;
     for (const auto& f : ck_.files())
       for (const auto& [name, ti] : f->header().tensors) {
+        if (name.size() > 13 && name.compare(name.size() - 13, 13, ".weight_scale") == 0) continue;  // q8 scales
         int64_t n = 1;
         for (int64_t d : ti.shape) n *= d;
         by[ti.dtype_str] += n;
@@ -117,7 +122,12 @@ class LM final : public Model {
     for (const Piece& p : pieces)
       for (int64_t i = 0; i < p.len; i++) {
         int64_t id = reqs[p.req].tokens[p.from + i];
-        to_f32(embed_.dtype(), static_cast<const char*>(embed_.raw()) + size_t(id * D) * es, h + (p.row + i) * D, size_t(D));
+        float* row = h + (p.row + i) * D;
+        to_f32(embed_.dtype(), static_cast<const char*>(embed_.raw()) + size_t(id * D) * es, row, size_t(D));
+        if (!embed_scale_.empty()) {
+          const float* sc = embed_scale_.data() + id * (D / kernels::kQ8Block);
+          for (int64_t k = 0; k < D; k++) row[k] *= sc[k / kernels::kQ8Block];
+        }
       }
   }
 
@@ -152,13 +162,15 @@ class LM final : public Model {
       std::memcpy(xn_.data() + i * D, h_.data() + rows[i].first * D, size_t(D) * sizeof(float));
     rms_norm_rows(xn_.data(), M, D, D, norm_f_.data(), c_.norm_eps, xn_.data());
     logits_.resize(size_t(M * V));
-    ops::linear({M, V, D, xn_.data(), D, lm_head_.raw(), lm_head_.dtype(), nullptr, logits_.data(), V});
+    ops::linear({M, V, D, xn_.data(), D, lm_head_.raw(), lm_head_.dtype(), nullptr, logits_.data(), V,
+                 lm_head_scale_.empty() ? nullptr : lm_head_scale_.data()});
     for (int64_t i = 0; i < M; i++) std::memcpy(rows[i].second, logits_.data() + i * V, size_t(V) * sizeof(float));
   }
 
   ModelConfig c_;
   Checkpoint ck_;
   Tensor embed_, lm_head_;
+  std::vector<float> embed_scale_, lm_head_scale_;  // q8 block scales (empty unless I8)
   std::vector<float> norm_f_;
   std::vector<Block> blocks_;
   int64_t state_floats_ = 0;
