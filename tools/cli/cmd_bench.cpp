@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "core/threadpool.hpp"
 #include "ssm/model.hpp"
 
 namespace ssm::cli {
@@ -63,9 +64,9 @@ void register_bench(CLI::App& app, Runners& runners) {
     std::printf("| model | params | backend | threads | test | t/s |\n|---|---|---|---|---|---|\n");
     auto row = [&](const char* kind, int64_t n, const std::vector<double>& v) {
       auto [mu, sd] = mean_sd(v);
-      std::printf("| %s %s | %.2f M | CPU | %u | %s%lld | %.2f ± %.2f |\n", c.model_type.c_str(),
+      std::printf("| %s %s | %.2f M | CPU | %d | %s%lld | %.2f ± %.2f |\n", c.model_type.c_str(),
                   mi.dtype_params.empty() ? "" : mi.dtype_params[0].first.c_str(), double(mi.params) / 1e6,
-                  std::thread::hardware_concurrency(), kind, (long long)n, mu, sd);
+                  num_threads(), kind, (long long)n, mu, sd);
     };
     if (!pp.empty()) row("pp", o->p, pp);
     if (!tg.empty()) row("tg", o->n, tg);

@@ -4,12 +4,18 @@
 #include <cstdio>
 
 #include "cli.hpp"
+#include "kernels/cpu/cpu.hpp"
 #include "ssm/error.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"ssm: state space sequence models (Mamba-1/2, FalconMamba) on CPU"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for all subcommands");
+  app.fallthrough();  // -t/--isa may follow the subcommand
+  int threads = 0;
+  std::string isa;
+  app.add_option("-t,--threads", threads, "CPU threads (default: $SSM_THREADS, else all hardware threads)");
+  app.add_option("--isa", isa, "Restrict CPU SIMD kernels to one ISA (avx3, avx2, sse4, ..., scalar; default auto)");
   ssm::cli::Runners runners;
   ssm::cli::register_inspect(app, runners);
   ssm::cli::register_logits(app, runners);
@@ -24,6 +30,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    if (threads < 0 || threads > 1024) throw ssm::Error("--threads must be in [1, 1024]");
+    if (threads > 0) ssm::kernels::cpu::set_threads(threads);
+    if (!isa.empty()) ssm::kernels::cpu::set_isa(isa);
     for (auto& r : runners) {
       int rc = r();
       if (rc >= 0) return rc;

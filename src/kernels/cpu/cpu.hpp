@@ -15,6 +15,8 @@ std::vector<std::string> available_isas();
 void set_isa(const std::string& name);
 std::string current_isa();
 void init_isa_from_env();  // applies $SSM_ISA once
+// Thread count for our pool and for OpenBLAS (n <= 0: the default, see core/threadpool.hpp).
+void set_threads(int n);
 
 // GEMM through OpenBLAS; half-precision weights are widened to f32 panel by panel.
 void linear(const LinearParams& p);

@@ -5,9 +5,15 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/threadpool.hpp"
 #include "kernels/cpu/cpu.hpp"
 
 namespace ssm::kernels::cpu {
+
+void set_threads(int n) {
+  set_num_threads(n);
+  openblas_set_num_threads(num_threads());
+}
 
 void linear(const LinearParams& p) {
   if (p.M == 0 || p.N == 0) return;
