@@ -116,7 +116,7 @@ class CudaLM final : public Model {
     dec_ = make_bufs(max_bucket_, "decode scratch");
     blas_.reserve(std::max(max_block_tokens, max_bucket_), std::max({c_.d_model, c_.d_inner, proj_width()}));
     blas_rows_ = std::max(max_block_tokens, max_bucket_);
-    check(cudaMallocHost(&host_io_, size_t(max_bucket_) * 2 * sizeof(int32_t)), "cudaMallocHost");
+    check(cudaMallocHost(reinterpret_cast<void**>(&host_io_), size_t(max_bucket_) * 2 * sizeof(int32_t)), "cudaMallocHost");
     grow_pool(std::min<int64_t>(max_batch_, 4));
   }
 
@@ -434,15 +434,21 @@ class CudaLM final : public Model {
       tok[i] = i < B ? reqs[part[size_t(i)]].tokens[0] : 0;
       slot[i] = i < B ? int32_t(reqs[part[size_t(i)]].state->slot) : int32_t(capacity_);
     }
-    check(cudaMemcpyAsync(dec_.ids, tok, size_t(bucket) * 4, cudaMemcpyHostToDevice, stream_), "decode ids");
-    check(cudaMemcpyAsync(dec_.slots, slot, size_t(bucket) * 4, cudaMemcpyHostToDevice, stream_), "decode slots");
     auto it = graphs_.find(bucket);
     if (it == graphs_.end()) it = graphs_.emplace(bucket, capture(bucket)).first;
+    check(cudaMemcpyAsync(dec_.ids, tok, size_t(bucket) * 4, cudaMemcpyHostToDevice, stream_), "decode ids");
+    check(cudaMemcpyAsync(dec_.slots, slot, size_t(bucket) * 4, cudaMemcpyHostToDevice, stream_), "decode slots");
     check(cudaGraphLaunch(it->second, stream_), "cudaGraphLaunch");
   }
 
   cudaGraphExec_t capture(int64_t M) {
-    decode_body(M);  // once outside capture: creates cuBLASLt plans, surfaces errors with a clean stream
+    // One eager run first (creates the cuBLASLt plans, surfaces errors outside capture). It must not
+    // advance real sequences, so every row points at the dummy slot and token 0.
+    std::vector<int32_t> dummy(static_cast<size_t>(M), int32_t(capacity_));
+    check(cudaMemcpyAsync(dec_.slots, dummy.data(), size_t(M) * 4, cudaMemcpyHostToDevice, stream_), "decode slots");
+    check(cudaMemsetAsync(dec_.ids, 0, size_t(M) * 4, stream_), "decode ids");
+    check(cudaStreamSynchronize(stream_), "capture");
+    decode_body(M);
     check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
     try {
       decode_body(M);

@@ -141,7 +141,7 @@ TEST(CudaModel, BatchedDecodeEqualsSingleAndStatesRoundTrip) {
       m->prefill(prompt.data(), 7, st.back(), nullptr, false);
     }
     // Fork sequence 0 through the host and through copy_state; all three must then agree.
-    std::vector<float> saved(size_t(m->state_floats()));
+    std::vector<float> saved(static_cast<size_t>(m->state_floats()));
     m->state_to_host(st[0], saved.data());
     State restored, forked;
     m->state_from_host(saved.data(), restored);
@@ -149,7 +149,7 @@ TEST(CudaModel, BatchedDecodeEqualsSingleAndStatesRoundTrip) {
     std::vector<int32_t> tok = {9, 8, 7, 6, 5};
     std::vector<State*> sp;
     for (auto& s : st) sp.push_back(&s);
-    std::vector<float> batched(size_t(B * V)), single(size_t(V)), other(size_t(V));
+    std::vector<float> batched(static_cast<size_t>(B * V)), single(static_cast<size_t>(V)), other(static_cast<size_t>(V));
     m->step(tok.data(), B, sp.data(), batched.data());
     State* r = &restored;
     m->step(tok.data(), 1, &r, single.data());
@@ -191,7 +191,7 @@ TEST(CudaModel, StepSampleGreedyIsArgmax) {
   m->prefill(p.data(), 5, a, nullptr, false);
   m->copy_state(a, b);
   int32_t tok = 2, next = -1;
-  std::vector<float> logits(size_t(V));
+  std::vector<float> logits(static_cast<size_t>(V));
   State* sa = &a;
   State* sb = &b;
   m->step(&tok, 1, &sa, logits.data());
