@@ -75,13 +75,31 @@ Checkpoint Checkpoint::open(const std::string& dir) {
   return c;
 }
 
+Checkpoint Checkpoint::from_tensors(std::vector<std::pair<std::string, Tensor>> tensors, const std::string& what) {
+  Checkpoint c;
+  c.dir_ = what;
+  for (auto& [name, t] : tensors) {
+    TensorInfo ti;
+    ti.name = name;
+    ti.dtype_str = t.dtype() == DType::F32 ? "F32" : t.dtype() == DType::F16 ? "F16" : t.dtype() == DType::I8 ? "I8" : "BF16";
+    ti.loadable = true;
+    ti.dtype = t.dtype();
+    ti.shape = t.shape();
+    ti.end = t.nbytes();
+    c.mem_[name] = {ti, std::move(t)};
+  }
+  return c;
+}
+
 Tensor Checkpoint::get(const std::string& name) const {
+  if (auto m = mem_.find(name); m != mem_.end()) return m->second.second;
   auto it = where_.find(name);
   if (it == where_.end()) throw Error(dir_ + ": checkpoint has no tensor '" + name + "'");
   return files_[it->second]->get(name);
 }
 
 const TensorInfo& Checkpoint::info(const std::string& name) const {
+  if (auto m = mem_.find(name); m != mem_.end()) return m->second.first;
   auto it = where_.find(name);
   if (it == where_.end()) throw Error(dir_ + ": checkpoint has no tensor '" + name + "'");
   return files_[it->second]->header().tensors.at(name);
@@ -90,6 +108,7 @@ const TensorInfo& Checkpoint::info(const std::string& name) const {
 std::vector<std::string> Checkpoint::names() const {
   std::vector<std::string> r;
   for (const auto& [k, v] : where_) r.push_back(k);
+  for (const auto& [k, v] : mem_) r.push_back(k);
   return r;
 }
 

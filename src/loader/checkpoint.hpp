@@ -15,8 +15,11 @@ class Checkpoint {
  public:
   // Opens the safetensors files of `dir`. Throws ssm::Error naming the file and the fix.
   static Checkpoint open(const std::string& dir);
+  // An in-memory checkpoint (host tensors), e.g. random weights of a published shape. `what` names it
+  // in errors the way a directory would.
+  static Checkpoint from_tensors(std::vector<std::pair<std::string, Tensor>> tensors, const std::string& what);
 
-  bool has(const std::string& name) const { return where_.count(name) != 0; }
+  bool has(const std::string& name) const { return where_.count(name) != 0 || mem_.count(name) != 0; }
   Tensor get(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;
   std::vector<std::string> names() const;
@@ -25,6 +28,7 @@ class Checkpoint {
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // tensor name -> index into files_
+  std::map<std::string, std::pair<TensorInfo, Tensor>> mem_;  // in-memory tensors
   std::string dir_;
 };
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ssm/config.hpp"
+#include "models/lm.hpp"
 #include "ssm/error.hpp"
 
 namespace ssm {
@@ -262,6 +263,24 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   }
   validate(path, c);
   return c;
+}
+
+void count_params(const ModelConfig& c, const Checkpoint& ck, ModelInfo& mi) {
+  std::map<std::string, int64_t> by;
+  for (const std::string& name : ck.names()) {
+    if (name.size() > 13 && name.compare(name.size() - 13, 13, ".weight_scale") == 0) continue;  // q8 scales
+    const TensorInfo& ti = ck.info(name);
+    int64_t n = 1;
+    for (int64_t d : ti.shape) n *= d;
+    by[ti.dtype_str] += n;
+    mi.params += n;
+  }
+  // A tied lm_head stored twice (mamba_ssm files) is one parameter set.
+  if (c.tie_embeddings && ck.has("lm_head.weight")) {
+    by[ck.info("lm_head.weight").dtype_str] -= c.vocab * c.d_model;
+    mi.params -= c.vocab * c.d_model;
+  }
+  for (auto& [k, v] : by) mi.dtype_params.push_back({k, v});
 }
 
 }  // namespace ssm

@@ -4,10 +4,12 @@
 // The residual stream is f32 throughout. Long inputs run in blocks of at most max_block_tokens rows,
 // carrying each sequence's State between blocks, so memory stays bounded.
 #include <algorithm>
+#include <map>
 #include <cstring>
 #include <filesystem>
 
 #include "layers/layer.hpp"
+#include "models/lm.hpp"
 #include "loader/checkpoint.hpp"
 #include "loader/weights.hpp"
 #include "ops/ops.hpp"
@@ -57,23 +59,22 @@ class LM final : public Model {
 
   ModelInfo info() const override {
     ModelInfo mi;
-    std::map<std::string, int64_t> by;
-    for (const auto& f : ck_.files())
-      for (const auto& [name, ti] : f->header().tensors) {
-        if (name.size() > 13 && name.compare(name.size() - 13, 13, ".weight_scale") == 0) continue;  // q8 scales
-        int64_t n = 1;
-        for (int64_t d : ti.shape) n *= d;
-        by[ti.dtype_str] += n;
-        mi.params += n;
-      }
-    // A tied lm_head stored twice (mamba_ssm files) is one parameter set.
-    if (c_.tie_embeddings && ck_.has("lm_head.weight")) {
-      by[ck_.info("lm_head.weight").dtype_str] -= c_.vocab * c_.d_model;
-      mi.params -= c_.vocab * c_.d_model;
-    }
-    for (auto& [k, v] : by) mi.dtype_params.push_back({k, v});
+    count_params(c_, ck_, mi);
     mi.state_bytes = state_floats_ * int64_t(sizeof(float));
     return mi;
+  }
+
+  void copy_state(const State& from, State& to) override {
+    check_state(from, "copy_state");
+    to.data = from.data;
+    to.pos = from.pos;
+  }
+  void state_to_host(const State& s, float* host) override {
+    check_state(s, "state_to_host");
+    std::memcpy(host, s.data.data(), s.bytes());
+  }
+  void state_from_host(const float* host, State& s) override {
+    s.data.assign(host, host + state_floats_);
   }
 
   State new_state() const override {
@@ -115,6 +116,10 @@ class LM final : public Model {
     size_t req;
     int64_t from, len, row;  // tokens [from, from+len) of request `req` at block rows [row, row+len)
   };
+
+  void check_state(const State& s, const char* op) const {
+    if (s.data.size() != size_t(state_floats_)) throw Error(std::string(op) + ": the state belongs to another model or backend");
+  }
 
   void embed_rows(const std::vector<SeqRequest>& reqs, const std::vector<Piece>& pieces, float* h) const {
     const size_t es = dtype_size(embed_.dtype());
@@ -179,13 +184,28 @@ class LM final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& dir) {
+std::unique_ptr<Model> make_cpu_model(ModelConfig cfg, Checkpoint ck, const std::string& what) {
+  return std::make_unique<LM>(std::move(cfg), std::move(ck), what);
+}
+
+std::unique_ptr<Model> make_model(ModelConfig cfg, Checkpoint ck, const std::string& what, const LoadOptions& opt) {
+  if (opt.device == "cpu") {
+    if (opt.state_dtype != "f32") throw Error("state_dtype '" + opt.state_dtype + "': the CPU backend keeps states in f32");
+    return make_cpu_model(std::move(cfg), std::move(ck), what);
+  }
+  if (opt.device == "cuda" || opt.device.rfind("cuda:", 0) == 0) return make_cuda_model(std::move(cfg), std::move(ck), what, opt);
+  throw Error("device '" + opt.device + "' is not one of cpu, cuda, cuda:N");
+}
+
+std::unique_ptr<Model> Model::load(const std::string& dir) { return load(dir, LoadOptions{}); }
+
+std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& opt) {
   namespace fs = std::filesystem;
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(cfg_path)) throw Error(dir + ": no config.json (expected a Hugging Face model directory)");
   ModelConfig cfg = parse_model_config(read_text_file(cfg_path), cfg_path);
   Checkpoint ck = Checkpoint::open(dir);
-  return std::make_unique<LM>(std::move(cfg), std::move(ck), dir);
+  return make_model(std::move(cfg), std::move(ck), dir, opt);
 }
 
 void Model::prefill(const int32_t* tokens, int64_t n, State& s, float* logits, bool all_logits) {
@@ -197,6 +217,14 @@ void Model::step(const int32_t* tokens, int64_t B, State* const* states, float* 
   std::vector<SeqRequest> r(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; b++) r[b] = {tokens + b, 1, states[b], logits ? logits + b * vocab() : nullptr, false};
   forward(r);
+}
+
+void Model::step_sample(const int32_t* tokens, int64_t B, State* const* states, const SampleParams& sp, uint64_t step_no,
+                        int32_t* next) {
+  const int64_t V = vocab();
+  std::vector<float> logits(static_cast<size_t>(B * V));
+  step(tokens, B, states, logits.data());
+  for (int64_t b = 0; b < B; b++) next[b] = sample_logits(logits.data() + b * V, V, sp, step_no, uint64_t(b));
 }
 
 }  // namespace ssm

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "ssm/model.hpp"
+
 namespace ssm { class Tokenizer; }
 
 namespace ssm::cli {
@@ -25,6 +27,13 @@ void register_perplexity(CLI::App& app, Runners& runners);
 void register_bench(CLI::App& app, Runners& runners);
 void register_tokenize(CLI::App& app, Runners& runners);
 void register_convert(CLI::App& app, Runners& runners);
+
+// --device / --dtype, shared by every subcommand that loads a model.
+struct DeviceOpts {
+  std::string device = "cpu", dtype = "auto";
+};
+void add_device_options(CLI::App* sub, DeviceOpts& o);
+LoadOptions load_options(const DeviceOpts& o);
 
 // Reads whitespace-separated token ids, one sequence per non-empty line.
 std::vector<std::vector<int32_t>> read_id_lines(const std::string& path);

@@ -21,6 +21,7 @@ struct GenOpts {
   SamplingParams sp;
   bool output_ids = false, ignore_eos = false;
   std::vector<std::string> stops;
+  DeviceOpts dev;
 };
 
 
@@ -67,7 +68,7 @@ int run_generate(GenOpts& o) {
   if (o.n < 0) throw Error("-n must be >= 0, got " + std::to_string(o.n));
   if (o.n > 1'000'000) throw Error("-n " + std::to_string(o.n) + " is too large (limit 1000000)");
   if (o.prompt.empty() == o.prompt_ids.empty()) throw Error("give exactly one of -p TEXT or --prompt-ids \"1 2 3\"");
-  auto m = Model::load(o.dir);
+  auto m = Model::load(o.dir, load_options(o.dev));
   std::unique_ptr<Tokenizer> tok;
   const std::string tj = o.dir + "/tokenizer.json";
   if (std::filesystem::exists(tj)) tok = Tokenizer::load(tj);
@@ -137,6 +138,7 @@ void register_generate(CLI::App& app, Runners& runners) {
   sub->add_option("--stop", o->stops, "Stop string (repeatable)");
   sub->add_flag("--output-ids", o->output_ids, "Print only the generated token ids");
   sub->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-text");
+  add_device_options(sub, o->dev);
   runners.push_back([sub, o]() -> int {
     if (!sub->parsed()) return -1;
     return run_generate(*o);

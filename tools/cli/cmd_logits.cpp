@@ -40,7 +40,8 @@ std::vector<std::vector<int32_t>> read_id_lines(const std::string& path) {
 
 namespace {
 
-int run_logits(const std::string& dir, const std::string& ids_file, const std::string& out, const std::string& mode) {
+int run_logits(const std::string& dir, const std::string& ids_file, const std::string& out, const std::string& mode,
+               const DeviceOpts& dev) {
   auto seqs = read_id_lines(ids_file);
   int64_t chunk = 0;  // 0 = whole prompt
   if (mode == "step") chunk = 1;
@@ -54,7 +55,7 @@ int run_logits(const std::string& dir, const std::string& ids_file, const std::s
   } else if (mode != "prefill") {
     throw Error("--mode '" + mode + "' is not one of prefill, step, chunked:N");
   }
-  auto m = Model::load(dir);
+  auto m = Model::load(dir, load_options(dev));
   const int64_t V = m->vocab();
   int64_t Lmax = 0;
   for (auto& s : seqs) Lmax = std::max<int64_t>(Lmax, int64_t(s.size()));
@@ -81,15 +82,16 @@ int run_logits(const std::string& dir, const std::string& ids_file, const std::s
 
 void register_logits(CLI::App& app, Runners& runners) {
   auto* sub = app.add_subcommand("logits", "Write the raw logits of token-id sequences to a .npy file");
-  struct Opts { std::string dir, ids, out, mode = "prefill"; };
+  struct Opts { std::string dir, ids, out, mode = "prefill"; DeviceOpts dev; };
   auto o = std::make_shared<Opts>();
   sub->add_option("-m,--model", o->dir, "Model directory")->required();
   sub->add_option("--ids-file,--ids", o->ids, "Text file: one sequence of space-separated token ids per line")->required();
   sub->add_option("--out,-o", o->out, "Output .npy path")->required();
   sub->add_option("--mode", o->mode, "prefill | step | chunked:N")->capture_default_str();
+  add_device_options(sub, o->dev);
   runners.push_back([sub, o]() -> int {
     if (!sub->parsed()) return -1;
-    return run_logits(o->dir, o->ids, o->out, o->mode);
+    return run_logits(o->dir, o->ids, o->out, o->mode, o->dev);
   });
 }
 

@@ -1,0 +1,129 @@
+// CUDA kernels: host entry points, one group per .cu file. Every pointer is a device pointer; shapes
+// and strides follow kernels/params.hpp (the per-sequence prefill kernels take those POD structs
+// unchanged), and the batched decode kernels address each sequence's state through a device array of
+// slot indices: state of sequence b = states + slots[b] * slot_stride + (layer offset baked into the
+// pointer). All launches go to `stream` and are CUDA-graph capturable.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "kernels/params.hpp"
+
+namespace ssm::kernels::cuda {
+
+// Throws ssm::Error "`what`: <CUDA error string>" unless e == cudaSuccess.
+void check(cudaError_t e, const char* what);
+
+// ---- gemm.cu: y (M, N) = [norm](x) (M, K) · W(N, K)ᵀ (+ bias) (+ y if accumulate) --------------------
+struct LinearArgs {
+  int64_t M, N, K;
+  const float* x; int64_t x_stride;
+  const void* w; DType w_dtype;
+  const float* bias;     // (N) nullable
+  float* y; int64_t y_stride;
+  const float* norm_w;   // (K) nullable: x is RMS-normalised on the fly with this weight (block pre-norm)
+  float eps;
+  bool accumulate;       // y += result (residual add)
+};
+
+// Owns the cuBLASLt handle, its workspace and the scratch that holds activations converted to the
+// weight dtype. M <= kGemvMaxM takes the bandwidth-bound GEMV kernel, larger M takes cuBLASLt.
+class Blas {
+ public:
+  static constexpr int64_t kGemvMaxM = 8;
+  // Scratch is sized for M <= max_m rows of K <= max_k (both grow only outside graph capture).
+  Blas();
+  ~Blas();
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+  void reserve(int64_t max_m, int64_t max_k);
+  void linear(const LinearArgs& a, cudaStream_t stream);
+  size_t device_bytes() const { return ws_bytes_ + xbuf_bytes_; }
+
+ private:
+  struct Plan;
+  Plan& plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, bool beta);
+  void* handle_ = nullptr;
+  void* ws_ = nullptr;
+  size_t ws_bytes_ = 0;
+  void* xbuf_ = nullptr;
+  size_t xbuf_bytes_ = 0;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t, bool>, Plan*> plans_;
+};
+
+// The GEMV path on its own (M <= 8), for tests.
+void gemv(const LinearArgs& a, cudaStream_t stream);
+
+// ---- norm.cu ----------------------------------------------------------------------------------------
+// h (T, D) f32 = table[ids[t]] widened from `dtype`.
+void embed(const int32_t* ids, int64_t T, const void* table, DType dtype, int64_t D, float* h, cudaStream_t stream);
+// RmsNormParams on the device (grouped, gated, weightless); in place allowed. `gate_only` skips the
+// norm: y = x·silu(gate) (Mamba-2 with rmsnorm=False).
+void rms_norm(const RmsNormParams& p, cudaStream_t stream, bool gate_only = false);
+// y (M, K) in bf16/f16 = x (M, K) f32, optionally RMS-normalised with weight norm_w (then eps applies).
+void to_half(const float* x, int64_t M, int64_t K, int64_t x_stride, const float* norm_w, float eps, void* y, DType t,
+             cudaStream_t stream);
+// y (M, N) += bias (N).
+void add_bias(float* y, int64_t M, int64_t N, int64_t y_stride, const float* bias, cudaStream_t stream);
+
+// ---- conv1d.cu --------------------------------------------------------------------------------------
+// Prefill of one sequence: ConvParams with device pointers (state advanced).
+void causal_conv1d(const ConvParams& p, cudaStream_t stream);
+// One token for B sequences: x (B, C) with stride, state of b at states + slots[b]*slot_stride (K-1, C).
+struct ConvStepParams {
+  int64_t B, C, K;
+  const float* x; int64_t x_stride;
+  const float* w; const float* bias;
+  float* states; int64_t slot_stride; const int32_t* slots;
+  bool silu;
+  float* y; int64_t y_stride;
+};
+void causal_conv1d_step(const ConvStepParams& p, cudaStream_t stream);
+
+// ---- scan.cu: Mamba-1 ----------------------------------------------------------------------------------
+// Prefill of one sequence (ScanParams with device pointers; dt softplus, D skip and z gate fused).
+void selective_scan(const ScanParams& p, cudaStream_t stream);
+// One token for B sequences, fused: [weightless RMSNorm of δ, B, C] → Δ = softplus(dt_proj·δ + dt_bias)
+// → h = exp(ΔA)h + ΔBu → y = (C·h + D·u)·silu(z).
+struct Mamba1StepParams {
+  int64_t B, E, N, R;
+  const float* u; int64_t u_stride;      // (B, E) conv output
+  const float* dbc; int64_t dbc_stride;  // (B, R+2N): δ | B | C
+  const void* dt_w; DType dt_w_dtype;    // (E, R)
+  const float* dt_bias;                  // (E)
+  const float* A;                        // (E, N)
+  const float* D;                        // (E) nullable
+  const float* z; int64_t z_stride;      // (B, E)
+  bool bcdt_rms; float rms_eps;
+  float* states; int64_t slot_stride; const int32_t* slots;  // h of b at states + slots[b]*slot_stride (E, N)
+  float* y; int64_t y_stride;
+};
+void mamba1_step(const Mamba1StepParams& p, cudaStream_t stream);
+
+// ---- ssd.cu: Mamba-2 ------------------------------------------------------------------------------------
+// Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(p) floats.
+int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk);
+void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream);
+struct SsdStepParams {
+  int64_t B, H, P, G, N;
+  const float* x; int64_t x_stride;    // (B, H·P)
+  const float* dt; int64_t dt_stride;  // (B, H)
+  const float* dt_bias; const float* A; const float* D;
+  const float* Bm; int64_t B_stride;   // (B, G·N)
+  const float* Cm; int64_t C_stride;   // (B, G·N)
+  float dt_min, dt_max;
+  float* states; int64_t slot_stride; const int32_t* slots;  // S of b at states + slots[b]*slot_stride (H, P, N)
+  float* y; int64_t y_stride;
+};
+void ssd_step(const SsdStepParams& p, cudaStream_t stream);
+
+// ---- sample.cu ----------------------------------------------------------------------------------------
+// One token per row of logits (B, V) following the rule of models/sample.hpp. `logits` is overwritten.
+void sample(float* logits, int64_t B, int64_t V, float temperature, int top_k, float top_p, uint64_t seed,
+            uint64_t step, int32_t* out, cudaStream_t stream);
+
+}  // namespace ssm::kernels::cuda

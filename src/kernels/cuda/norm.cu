@@ -1,0 +1,99 @@
+// Row-wise kernels: embedding gather, RMSNorm (grouped, gated, weightless — block pre-norm, final
+// norm, FalconMamba's B/C/Δ norms, Mamba-2's gated norm), f32 -> bf16/f16 conversion with an
+// optional fused RMSNorm (GEMM inputs), bias add. One block per row (or per row and norm group).
+#include "kernels/cuda/common.cuh"
+#include "ssm/error.hpp"
+
+namespace ssm::kernels::cuda {
+namespace {
+
+template <class WT>
+__global__ void embed_kernel(const int32_t* ids, const WT* table, int64_t D, float* h) {
+  const int64_t t = blockIdx.x;
+  const WT* row = table + int64_t(ids[t]) * D;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) h[t * D + d] = to_f(row[d]);
+}
+
+// grid (M, D/group): y = norm(x [· silu(g)]) · w [· silu(g)], see RmsNormParams.
+__global__ void rms_norm_kernel(RmsNormParams p, bool gate_only) {
+  __shared__ float tmp[32];
+  const int64_t m = blockIdx.x, g0 = int64_t(blockIdx.y) * p.group;
+  const float* x = p.x + m * p.x_stride;
+  const float* g = p.gate ? p.gate + m * p.gate_stride : nullptr;
+  float* y = p.y + m * p.y_stride;
+  float ss = 0.f;
+  for (int64_t d = g0 + threadIdx.x; d < g0 + p.group; d += blockDim.x) {
+    float v = x[d];
+    if (g && !p.norm_before_gate) v *= silu_d(g[d]);
+    ss += v * v;
+  }
+  const float r = gate_only ? 1.f : rsqrtf(block_sum(ss, tmp) / float(p.group) + p.eps);
+  for (int64_t d = g0 + threadIdx.x; d < g0 + p.group; d += blockDim.x) {
+    float v = x[d];
+    if (g && !p.norm_before_gate) v *= silu_d(g[d]);
+    float o = v * r * (p.w && !gate_only ? p.w[d] : 1.f);
+    if (g && p.norm_before_gate) o *= silu_d(g[d]);
+    y[d] = o;
+  }
+}
+
+template <class OT>
+__global__ void to_half_kernel(const float* x, int64_t K, int64_t x_stride, const float* nw, float eps, OT* y) {
+  __shared__ float tmp[32];
+  const int64_t m = blockIdx.x;
+  const float* xr = x + m * x_stride;
+  float r = 1.f;
+  if (nw) {
+    float ss = 0.f;
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x) ss += xr[k] * xr[k];
+    r = rsqrtf(block_sum(ss, tmp) / float(K) + eps);
+  }
+  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
+    float v = xr[k] * (nw ? r * nw[k] : 1.f);
+    if constexpr (sizeof(OT) == 2 && std::is_same_v<OT, __half>) y[m * K + k] = __float2half_rn(v);
+    else y[m * K + k] = __float2bfloat16_rn(v);
+  }
+}
+
+__global__ void add_bias_kernel(float* y, int64_t M, int64_t N, int64_t ys, const float* b) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < M * N) y[(i / N) * ys + i % N] += b[i % N];
+}
+
+int threads_for(int64_t n) { return n >= 1024 ? 1024 : n >= 256 ? 256 : 128; }
+
+}  // namespace
+
+void embed(const int32_t* ids, int64_t T, const void* table, DType t, int64_t D, float* h, cudaStream_t s) {
+  if (T <= 0) return;
+  const int th = threads_for(D);
+  switch (t) {
+    case DType::BF16: embed_kernel<<<unsigned(T), th, 0, s>>>(ids, static_cast<const __nv_bfloat16*>(table), D, h); break;
+    case DType::F16: embed_kernel<<<unsigned(T), th, 0, s>>>(ids, static_cast<const __half*>(table), D, h); break;
+    case DType::F32: embed_kernel<<<unsigned(T), th, 0, s>>>(ids, static_cast<const float*>(table), D, h); break;
+  }
+  SSM_CUDA_LAUNCH_CHECK("embed");
+}
+
+void rms_norm(const RmsNormParams& p, cudaStream_t s, bool gate_only) {
+  if (p.M <= 0) return;
+  if (p.group <= 0 || p.D % p.group != 0) throw Error("rms_norm: group " + std::to_string(p.group) + " does not divide D=" + std::to_string(p.D));
+  rms_norm_kernel<<<dim3(unsigned(p.M), unsigned(p.D / p.group)), threads_for(p.group), 0, s>>>(p, gate_only);
+  SSM_CUDA_LAUNCH_CHECK("rms_norm");
+}
+
+void to_half(const float* x, int64_t M, int64_t K, int64_t x_stride, const float* nw, float eps, void* y, DType t,
+             cudaStream_t s) {
+  if (M <= 0) return;
+  if (t == DType::F16) to_half_kernel<<<unsigned(M), threads_for(K), 0, s>>>(x, K, x_stride, nw, eps, static_cast<__half*>(y));
+  else to_half_kernel<<<unsigned(M), threads_for(K), 0, s>>>(x, K, x_stride, nw, eps, static_cast<__nv_bfloat16*>(y));
+  SSM_CUDA_LAUNCH_CHECK("to_half");
+}
+
+void add_bias(float* y, int64_t M, int64_t N, int64_t ys, const float* b, cudaStream_t s) {
+  if (M * N <= 0) return;
+  add_bias_kernel<<<blocks_for(M * N, 256), 256, 0, s>>>(y, M, N, ys, b);
+  SSM_CUDA_LAUNCH_CHECK("add_bias");
+}
+
+}  // namespace ssm::kernels::cuda

@@ -1,0 +1,216 @@
+// Every CUDA kernel against the scalar reference kernels (kernels/ref) on real model shapes
+// (mamba-2.8b, mamba2-2.7b, falcon-mamba-7b widths) and odd sizes. Tolerances are relative to the
+// reference's largest magnitude: 2e-5 for f32 paths (f32 vs f64 accumulation), 1.5e-2 where x is
+// rounded to bf16/f16 for the tensor-core GEMM (see docs/numerics.md).
+#include <gtest/gtest.h>
+
+#include "core/tensor.hpp"
+#include "gpu/gpu_util.hpp"
+#include "kernels/cuda/cuda.hpp"
+#include "kernels/ref/ref.hpp"
+#include "models/sample.hpp"
+#include "ssm/model.hpp"
+
+using namespace ssm;
+namespace kc = ssm::kernels::cuda;
+namespace kr = ssm::kernels::ref;
+
+namespace {
+
+struct LinCase { int64_t M, N, K; DType t; bool norm, acc, bias; };
+
+class CudaLinear : public ::testing::TestWithParam<LinCase> {};
+
+TEST_P(CudaLinear, MatchesReference) {
+  SKIP_WITHOUT_GPU();
+  const LinCase c = GetParam();
+  auto x = randn(static_cast<size_t>(c.M * c.K), 1), nw = randn(static_cast<size_t>(c.K), 2, 0.2f, 1.f), b = randn(static_cast<size_t>(c.N), 3);
+  auto wf = randn(static_cast<size_t>(c.N * c.K), 4, 0.05f), y0 = randn(static_cast<size_t>(c.M * c.N), 5);
+  Tensor w = Tensor::from_f32(wf.data(), c.t, {c.N, c.K});
+  // Reference: optional pre-norm, then linear, then optional residual add.
+  std::vector<float> xn = x, ref(static_cast<size_t>(c.M * c.N));
+  if (c.norm) kr::rms_norm({c.M, c.K, c.K, x.data(), c.K, nw.data(), nullptr, 0, false, 1e-5f, xn.data(), c.K});
+  kr::linear({c.M, c.N, c.K, xn.data(), c.K, w.raw(), c.t, c.bias ? b.data() : nullptr, ref.data(), c.N});
+  if (c.acc)
+    for (size_t i = 0; i < ref.size(); i++) ref[i] += y0[i];
+  DevBuf<float> dx(x), dnw(nw), db(b), dy(y0);
+  DevBuf<uint16_t> dw(static_cast<size_t>(w.numel()) * dtype_size(c.t) / 2);
+  cudaMemcpy(dw.p, w.raw(), w.nbytes(), cudaMemcpyHostToDevice);
+  kc::Blas blas;
+  blas.reserve(c.M, c.K);
+  blas.linear({c.M, c.N, c.K, dx.p, c.K, dw.p, c.t, c.bias ? db.p : nullptr, dy.p, c.N, c.norm ? dnw.p : nullptr, 1e-5f, c.acc}, nullptr);
+  const bool rounded = c.M > kc::Blas::kGemvMaxM && c.t != DType::F32;
+  const float err = rel_err(dy.host(), ref);
+  EXPECT_LT(err, rounded ? 1.5e-2f : 2e-5f) << "M=" << c.M << " N=" << c.N << " K=" << c.K;
+  std::printf("[ linear M=%lld N=%lld K=%lld %s ] rel err %.3g\n", (long long)c.M, (long long)c.N, (long long)c.K,
+              std::string(dtype_name(c.t)).c_str(), err);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaLinear,
+    ::testing::Values(LinCase{1, 10240, 2560, DType::BF16, true, false, false},   // mamba-2.8b in_proj, decode
+                      LinCase{1, 2560, 5120, DType::BF16, false, true, false},    // out_proj + residual
+                      LinCase{4, 192, 5120, DType::F16, false, false, true},      // x_proj, batch 4
+                      LinCase{8, 50280, 2560, DType::BF16, true, false, false},   // lm_head
+                      LinCase{3, 37, 45, DType::F32, true, true, true},           // odd sizes, scalar path
+                      LinCase{1, 33, 7, DType::BF16, false, false, true},
+                      LinCase{64, 10576, 2560, DType::BF16, true, false, false},  // mamba2-2.7b in_proj, batch 64
+                      LinCase{300, 2560, 5120, DType::BF16, false, true, false},  // prefill block
+                      LinCase{77, 45, 37, DType::F32, true, true, true},          // f32 cuBLASLt, odd
+                      LinCase{17, 129, 64, DType::F16, false, false, true}));
+
+TEST(CudaKernels, RmsNormGroupedGated) {
+  SKIP_WITHOUT_GPU();
+  for (bool nbg : {false, true})
+    for (int64_t group : {int64_t(5120), int64_t(640), int64_t(7)}) {
+      const int64_t M = 3, D = group == 7 ? 21 : 5120;
+      auto x = randn(static_cast<size_t>(M * D), 1), g = randn(static_cast<size_t>(M * D), 2), w = randn(static_cast<size_t>(D), 3, 0.1f, 1.f);
+      std::vector<float> ref(x.size());
+      kr::rms_norm({M, D, group, x.data(), D, w.data(), g.data(), D, nbg, 1e-5f, ref.data(), D});
+      DevBuf<float> dx(x), dg(g), dw(w), dy(x.size());
+      kc::rms_norm({M, D, group, dx.p, D, dw.p, dg.p, D, nbg, 1e-5f, dy.p, D}, nullptr);
+      EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "group " << group << " norm_before_gate " << nbg;
+    }
+}
+
+TEST(CudaKernels, WeightlessRmsNormStrided) {  // FalconMamba's δ / B / C norms inside x_proj's output
+  SKIP_WITHOUT_GPU();
+  const int64_t M = 5, R = 256, N = 16, RN = R + 2 * N;
+  auto x = randn(static_cast<size_t>(M * RN), 4);
+  std::vector<float> ref = x;
+  kr::rms_norm({M, N, N, x.data() + R, RN, nullptr, nullptr, 0, false, 1e-6f, ref.data() + R, RN});
+  DevBuf<float> dx(x);
+  kc::rms_norm({M, N, N, dx.p + R, RN, nullptr, nullptr, 0, false, 1e-6f, dx.p + R, RN}, nullptr);
+  EXPECT_LT(rel_err(dx.host(), ref), 2e-5f);
+}
+
+TEST(CudaKernels, ConvPrefillAndStep) {
+  SKIP_WITHOUT_GPU();
+  for (int64_t L : {int64_t(1), int64_t(2), int64_t(37)}) {
+    const int64_t C = 5376, K = 4, xs = C + 11;  // mamba2-2.7b conv channels, strided input
+    auto x = randn(static_cast<size_t>(L * xs), 1), w = randn(static_cast<size_t>(C * K), 2, 0.3f), b = randn(static_cast<size_t>(C), 3), st = randn(static_cast<size_t>((K - 1) * C), 4);
+    std::vector<float> ref(static_cast<size_t>(L * C)), rst = st;
+    kr::causal_conv1d({L, C, K, x.data(), xs, w.data(), b.data(), rst.data(), true, ref.data(), C});
+    DevBuf<float> dx(x), dw(w), db(b), ds(st), dy(static_cast<size_t>(L * C));
+    kc::causal_conv1d({L, C, K, dx.p, xs, dw.p, db.p, ds.p, true, dy.p, C}, nullptr);
+    EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "L=" << L;
+    EXPECT_LT(rel_err(ds.host(), rst), 1e-7f) << "state L=" << L;
+  }
+  // Step: 3 sequences in slots 2, 0, 1 of a pool with slot stride S.
+  const int64_t B = 3, C = 130, K = 4, S = 1000;
+  auto x = randn(static_cast<size_t>(B * C), 5), w = randn(static_cast<size_t>(C * K), 6), pool = randn(static_cast<size_t>(3 * S), 7);
+  std::vector<int32_t> slots = {2, 0, 1};
+  std::vector<float> ref(static_cast<size_t>(B * C)), rpool = pool;
+  for (int64_t b = 0; b < B; b++)
+    kr::causal_conv1d({1, C, K, x.data() + b * C, C, w.data(), nullptr, rpool.data() + slots[b] * S, true, ref.data() + b * C, C});
+  DevBuf<float> dx(x), dw(w), dp(pool), dy(static_cast<size_t>(B * C));
+  DevBuf<int32_t> dsl(slots);
+  kc::causal_conv1d_step({B, C, K, dx.p, C, dw.p, nullptr, dp.p, S, dsl.p, true, dy.p, C}, nullptr);
+  EXPECT_LT(rel_err(dy.host(), ref), 2e-5f);
+  EXPECT_LT(rel_err(dp.host(), rpool), 1e-7f);
+}
+
+TEST(CudaKernels, SelectiveScanPrefill) {
+  SKIP_WITHOUT_GPU();
+  for (auto [L, E, N] : {std::tuple<int64_t, int64_t, int64_t>{64, 5120, 16}, {37, 33, 7}, {5, 40, 48}}) {
+    auto u = randn(static_cast<size_t>(L * E), 1), dl = randn(static_cast<size_t>(L * E), 2), bias = randn(static_cast<size_t>(E), 3, 0.5f, -3.f);
+    auto A = randn(static_cast<size_t>(E * N), 4, 0.5f, -1.f), Bm = randn(static_cast<size_t>(L * N), 5), Cm = randn(static_cast<size_t>(L * N), 6);
+    auto D = randn(static_cast<size_t>(E), 7), z = randn(static_cast<size_t>(L * E), 8), h = randn(static_cast<size_t>(E * N), 9, 0.1f);
+    std::vector<float> ref(static_cast<size_t>(L * E)), rh = h;
+    kr::selective_scan({L, E, N, u.data(), E, dl.data(), E, bias.data(), A.data(), Bm.data(), N, Cm.data(), N, D.data(),
+                        z.data(), E, rh.data(), ref.data(), E});
+    DevBuf<float> du(u), ddl(dl), db(bias), dA(A), dB(Bm), dC(Cm), dD(D), dz(z), dh(h), dy(static_cast<size_t>(L * E));
+    kc::selective_scan({L, E, N, du.p, E, ddl.p, E, db.p, dA.p, dB.p, N, dC.p, N, dD.p, dz.p, E, dh.p, dy.p, E}, nullptr);
+    EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "L=" << L << " E=" << E << " N=" << N;
+    EXPECT_LT(rel_err(dh.host(), rh), 2e-5f) << "state";
+  }
+}
+
+TEST(CudaKernels, Mamba1StepFused) {
+  SKIP_WITHOUT_GPU();
+  for (bool falcon : {false, true}) {
+    const int64_t B = 3, E = falcon ? 8192 : 200, N = 16, R = falcon ? 256 : 13, RN = R + 2 * N, S = E * N + 7;
+    auto u = randn(static_cast<size_t>(B * E), 1), dbc = randn(static_cast<size_t>(B * RN), 2), dtw = randn(static_cast<size_t>(E * R), 3, 0.1f);
+    auto bias = randn(static_cast<size_t>(E), 4, 0.5f, -3.f), A = randn(static_cast<size_t>(E * N), 5, 0.5f, -1.f), D = randn(static_cast<size_t>(E), 6);
+    auto z = randn(static_cast<size_t>(B * E), 7), pool = randn(static_cast<size_t>(4 * S), 8, 0.1f);
+    std::vector<int32_t> slots = {3, 1, 0};
+    Tensor w = Tensor::from_f32(dtw.data(), DType::BF16, {E, R});
+    std::vector<float> ref(static_cast<size_t>(B * E)), rpool = pool, row(static_cast<size_t>(RN)), delta(static_cast<size_t>(E));
+    for (int64_t b = 0; b < B; b++) {
+      std::copy(dbc.begin() + b * RN, dbc.begin() + (b + 1) * RN, row.begin());
+      if (falcon)
+        for (auto [o, n] : {std::pair<int64_t, int64_t>{0, R}, {R, N}, {R + N, N}})
+          kr::rms_norm({1, n, n, row.data() + o, n, nullptr, nullptr, 0, false, 1e-6f, row.data() + o, n});
+      kr::linear({1, E, R, row.data(), R, w.raw(), DType::BF16, nullptr, delta.data(), E});
+      kr::selective_scan({1, E, N, u.data() + b * E, E, delta.data(), E, bias.data(), A.data(), row.data() + R, N,
+                          row.data() + R + N, N, D.data(), z.data() + b * E, E, rpool.data() + slots[b] * S, ref.data() + b * E, E});
+    }
+    DevBuf<float> du(u), ddbc(dbc), db(bias), dA(A), dD(D), dz(z), dp(pool), dy(static_cast<size_t>(B * E));
+    DevBuf<uint16_t> dw(static_cast<size_t>(E * R));
+    cudaMemcpy(dw.p, w.raw(), w.nbytes(), cudaMemcpyHostToDevice);
+    DevBuf<int32_t> dsl(slots);
+    kc::mamba1_step({B, E, N, R, du.p, E, ddbc.p, RN, dw.p, DType::BF16, db.p, dA.p, dD.p, dz.p, E, falcon, 1e-6f, dp.p, S,
+                     dsl.p, dy.p, E}, nullptr);
+    EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "falcon " << falcon;
+    EXPECT_LT(rel_err(dp.host(), rpool), 2e-5f) << "falcon " << falcon;
+  }
+}
+
+struct SsdCase { int64_t L, H, P, G, N, Q; };
+
+class CudaSsd : public ::testing::TestWithParam<SsdCase> {};
+
+TEST_P(CudaSsd, ChunkedPrefillMatchesRecurrence) {
+  SKIP_WITHOUT_GPU();
+  const auto [L, H, P, G, N, Q] = GetParam();
+  const int64_t HP = H * P, GN = G * N;
+  auto x = randn(static_cast<size_t>(L * HP), 1), dt = randn(static_cast<size_t>(L * H), 2), bias = randn(static_cast<size_t>(H), 3, 0.5f, -3.f);
+  auto A = randn(static_cast<size_t>(H), 4, 0.5f, -2.f), Bm = randn(static_cast<size_t>(L * GN), 5), Cm = randn(static_cast<size_t>(L * GN), 6);
+  auto D = randn(static_cast<size_t>(H), 7), st = randn(static_cast<size_t>(HP * N), 8, 0.1f);
+  for (auto& a : A) a = -std::fabs(a);
+  std::vector<float> ref(static_cast<size_t>(L * HP)), rst = st;
+  kernels::SsdParams p{L, H, P, G, N, Q, x.data(), HP, dt.data(), H, bias.data(), A.data(), Bm.data(), GN, Cm.data(), GN,
+                       D.data(), 0.f, INFINITY, rst.data(), ref.data(), HP};
+  kr::ssd_recurrent(p);
+  DevBuf<float> dx(x), ddt(dt), db(bias), dA(A), dB(Bm), dC(Cm), dD(D), ds(st), dy(static_cast<size_t>(L * HP));
+  DevBuf<float> work(static_cast<size_t>(kc::ssd_workspace_floats(L, H, P, G, N, Q)));
+  kernels::SsdParams dp{L, H, P, G, N, Q, dx.p, HP, ddt.p, H, db.p, dA.p, dB.p, GN, dC.p, GN, dD.p, 0.f, INFINITY, ds.p, dy.p, HP};
+  kc::ssd_prefill(dp, work.p, nullptr);
+  EXPECT_LT(rel_err(dy.host(), ref), 5e-5f);
+  EXPECT_LT(rel_err(ds.host(), rst), 5e-5f);
+  // Step kernel: one more token for the same sequence in slot 0, against one recurrence step.
+  auto x1 = randn(static_cast<size_t>(HP), 9), dt1 = randn(static_cast<size_t>(H), 10), B1 = randn(static_cast<size_t>(GN), 11), C1 = randn(static_cast<size_t>(GN), 12);
+  std::vector<float> ref1(static_cast<size_t>(HP));
+  kr::ssd_recurrent({1, H, P, G, N, Q, x1.data(), HP, dt1.data(), H, bias.data(), A.data(), B1.data(), GN, C1.data(), GN,
+                     D.data(), 0.f, INFINITY, rst.data(), ref1.data(), HP});
+  DevBuf<float> dx1(x1), ddt1(dt1), dB1(B1), dC1(C1), dy1(static_cast<size_t>(HP));
+  DevBuf<int32_t> slot(std::vector<int32_t>{0});
+  kc::ssd_step({1, H, P, G, N, dx1.p, HP, ddt1.p, H, db.p, dA.p, dD.p, dB1.p, GN, dC1.p, GN, 0.f, INFINITY, ds.p, HP * N, slot.p,
+                dy1.p, HP}, nullptr);
+  EXPECT_LT(rel_err(dy1.host(), ref1), 5e-5f);
+  EXPECT_LT(rel_err(ds.host(), rst), 5e-5f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaSsd,
+                         ::testing::Values(SsdCase{300, 8, 64, 1, 128, 256},   // mamba2-2.7b head shape, 2 chunks
+                                           SsdCase{64, 16, 64, 8, 128, 256},   // Codestral groups
+                                           SsdCase{19, 3, 5, 3, 7, 8},         // odd sizes, ragged last chunk
+                                           SsdCase{130, 4, 70, 2, 40, 64}));   // P, N not tile multiples
+
+TEST(CudaKernels, SamplingMatchesHostRule) {
+  SKIP_WITHOUT_GPU();
+  const int64_t B = 6, V = 50280;
+  auto l = randn(static_cast<size_t>(B * V), 1, 3.f);
+  struct Cfg { float t; int k; float p; };
+  for (Cfg c : {Cfg{0.f, 0, 1.f}, Cfg{1.f, 0, 1.f}, Cfg{0.8f, 40, 1.f}, Cfg{1.f, 0, 0.9f}, Cfg{0.7f, 50, 0.8f}}) {
+    DevBuf<float> dl(l);
+    DevBuf<int32_t> out(static_cast<size_t>(B));
+    kc::sample(dl.p, B, V, c.t, c.k, c.p, 42, 7, out.p, nullptr);
+    auto got = out.host();
+    for (int64_t b = 0; b < B; b++)
+      EXPECT_EQ(got[size_t(b)], sample_logits(l.data() + b * V, V, {c.t, c.k, c.p, 42}, 7, uint64_t(b)))
+          << "row " << b << " T=" << c.t << " k=" << c.k << " p=" << c.p;
+  }
+}
+
+}  // namespace

@@ -1,0 +1,18 @@
+// --device and --dtype for the subcommands that load a model (generate, logits, perplexity, bench).
+#include "cli.hpp"
+
+namespace ssm::cli {
+
+void add_device_options(CLI::App* sub, DeviceOpts& o) {
+  sub->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_option("--dtype", o.dtype, "Weights on the GPU: auto (bf16), bf16, f16, f32")->capture_default_str();
+}
+
+LoadOptions load_options(const DeviceOpts& o) {
+  LoadOptions l;
+  l.device = o.device;
+  l.dtype = o.dtype;
+  return l;
+}
+
+}  // namespace ssm::cli
