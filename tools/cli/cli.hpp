@@ -25,6 +25,7 @@ void register_perplexity(CLI::App& app, Runners& runners);
 void register_bench(CLI::App& app, Runners& runners);
 void register_tokenize(CLI::App& app, Runners& runners);
 void register_convert(CLI::App& app, Runners& runners);
+void register_chat(CLI::App& app, Runners& runners);
 
 // Reads whitespace-separated token ids, one sequence per non-empty line.
 std::vector<std::vector<int32_t>> read_id_lines(const std::string& path);
