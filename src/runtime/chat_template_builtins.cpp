@@ -226,7 +226,7 @@ List iterate_checked(Evaluator& ev, const Value& v) {
 
 // ------------------------------------------------------------------ filters
 Value f_trim(Evaluator&, const Value& v, const Args& a) {
-  return Value::string(strip(need_string(v, "trim"), arg(a, 0, "chars"), true, true));
+  return Value::string(strip(to_str(v), arg(a, 0, "chars"), true, true));
 }
 Value f_length(Evaluator&, const Value& v, const Args&) { return Value::integer(static_cast<int64_t>(length(v))); }
 Value f_upper(Evaluator&, const Value& v, const Args&) { return Value::string(upper(to_str(v))); }

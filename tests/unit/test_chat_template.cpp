@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 #include "runtime/chat_template.hpp"
 #include "runtime/tokenizer.hpp"
@@ -256,4 +257,17 @@ TEST(ChatTemplate, BundledModelTemplateFromJinjaFile) {
   auto t = ChatTemplate::parse(tok->chat_template(), "default");
   ojson msgs = ojson::array({{{"role", "user"}, {"content", "Hi"}}});
   EXPECT_EQ(t.render(msgs), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, JinjaFileTakesPrecedenceOverConfig) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("ssm_chat_template_src_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::copy_file(std::string(SSM_SOURCE_DIR) + "/models/default/tokenizer.json", dir / "tokenizer.json");
+  std::ofstream(dir / "tokenizer_config.json") << R"({"chat_template": [{"name": "tool_use", "template": "T"},
+                                                                        {"name": "default", "template": "D"}]})";
+  EXPECT_EQ(Tokenizer::load((dir / "tokenizer.json").string())->chat_template(), "D");
+  std::ofstream(dir / "chat_template.jinja") << "J";
+  EXPECT_EQ(Tokenizer::load((dir / "tokenizer.json").string())->chat_template(), "J");
+  fs::remove_all(dir);
 }
