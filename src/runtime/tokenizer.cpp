@@ -260,6 +260,9 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
   auto cfg = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
   std::error_code ec;
   if (std::filesystem::exists(cfg, ec)) t->apply_config_json(tok::read_file(cfg.string(), "tokenizer config"), cfg.string());
+  // Recent transformers save the template as chat_template.jinja; it wins over the config's.
+  auto jinja = std::filesystem::path(path).parent_path() / "chat_template.jinja";
+  if (std::filesystem::exists(jinja, ec)) t->d_->chat_template = tok::read_file(jinja.string(), "chat template");
   return t;
 }
 

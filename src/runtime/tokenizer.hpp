@@ -19,7 +19,8 @@ struct TokenizerData;  // internal: pipeline components, vocab, added tokens (to
 class Tokenizer {
  public:
   // Loads tokenizer.json; reads tokenizer_config.json beside it when present (add_bos_token,
-  // add_eos_token, bos_token, eos_token, chat_template, model_max_length).
+  // add_eos_token, bos_token, eos_token, chat_template, model_max_length), and chat_template.jinja
+  // beside it, which takes precedence over the config's chat_template.
   static std::unique_ptr<Tokenizer> load(const std::string& tokenizer_json_path);
   // Parses tokenizer.json text; `what` names the source in error messages.
   static std::unique_ptr<Tokenizer> from_json(const std::string& json_text, const std::string& what);

@@ -27,6 +27,7 @@ void register_perplexity(CLI::App& app, Runners& runners);
 void register_bench(CLI::App& app, Runners& runners);
 void register_tokenize(CLI::App& app, Runners& runners);
 void register_convert(CLI::App& app, Runners& runners);
+void register_chat(CLI::App& app, Runners& runners);
 
 // --device / --dtype, shared by every subcommand that loads a model.
 struct DeviceOpts {

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   ssm::cli::register_bench(app, runners);
   ssm::cli::register_tokenize(app, runners);
   ssm::cli::register_convert(app, runners);
+  ssm::cli::register_chat(app, runners);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
