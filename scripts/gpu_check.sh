@@ -61,7 +61,7 @@ if [ -z "${QUICK:-}" ]; then
   $B --shape mamba2-130m -p 512,2048 -n 128 -b 1,16,64 || status=1
   $B --shape mamba-2.8b -p 512,2048,8192 -n 128 -b 1,16,64 || status=1
   $B --shape mamba2-2.7b -p 512,2048,8192 -n 128 -b 1,16,64 || status=1
-  $B --shape falcon-mamba-7b -p 2048 -n 64 -b 1,16 -r 2 || status=1
+  $B --shape falcon-mamba-7b -p 2048 -n 64 -b 1,16 || status=1
 fi
 section "done (status $status)"
 exit $status

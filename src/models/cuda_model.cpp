@@ -84,10 +84,15 @@ struct SlotPool {
   std::mutex mu;
   std::vector<int64_t> free;
 };
+// Returns its slot to the pool when destroyed, so it must never be copied (a copied temporary would
+// release the slot while a State still uses it).
 struct SlotToken {
   std::weak_ptr<SlotPool> pool;
   const void* owner;
   int64_t slot;
+  SlotToken(std::weak_ptr<SlotPool> p, const void* o, int64_t s) : pool(std::move(p)), owner(o), slot(s) {}
+  SlotToken(const SlotToken&) = delete;
+  SlotToken& operator=(const SlotToken&) = delete;
   ~SlotToken() {
     if (auto p = pool.lock()) {
       std::lock_guard<std::mutex> g(p->mu);
@@ -155,7 +160,7 @@ class CudaLM final : public Model {
     check(cudaMemsetAsync(states_ + slot * sf_, 0, size_t(sf_) * sizeof(float), stream_), "cudaMemset state");
     State s;
     s.slot = slot;
-    s.slot_handle = std::make_shared<SlotToken>(SlotToken{pool_, this, slot});
+    s.slot_handle = std::make_shared<SlotToken>(pool_, this, slot);
     return s;
   }
 
