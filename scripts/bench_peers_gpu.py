@@ -6,7 +6,10 @@ if importable, and our `ssm bench --shape`, printed as one markdown table with r
 Measures decode at batch 1 (tok/s over --gen tokens, greedy, with the model's recurrent cache) and
 prefill of --prompt tokens (tok/s, one sequence). Peers that are missing are skipped with a note.
 
-  python3 scripts/bench_peers_gpu.py --ssm build-gpu/bin/ssm --shapes mamba-130m,mamba-2.8b,mamba2-2.7b
+  python3 scripts/bench_peers_gpu.py --ssm build-gpu/bin/ssm --shapes mamba-2.8b,mamba2-2.7b \
+      --prompts 2048,8192 --batches 1,64
+mamba_ssm is imported from PYTHONPATH (its Triton kernels need no build; Mamba-1 prefill needs its
+compiled selective_scan_cuda extension, and is reported as missing without it).
 """
 import argparse
 import json
@@ -64,7 +67,8 @@ def time_it(fn, reps):
     return statistics.mean(out)
 
 
-def bench_hf(shape, prompt, gen, reps):
+def bench_hf(shape, prompts, gen, batches, reps):
+    """transformers without the optional CUDA kernels: slow, so only the smallest prompt and batch 1."""
     import torch
     try:
         m = hf_model(shape)
@@ -72,11 +76,12 @@ def bench_hf(shape, prompt, gen, reps):
         note(f"transformers {shape}: cannot build model ({e})")
         return None
     v = SHAPES[shape][3]
+    prompt = min(prompts)
     ids = torch.randint(0, v - 8, (1, prompt), device="cuda")
 
     @torch.inference_mode()
     def pp():
-        m(ids[:, :prompt], use_cache=False)
+        m(ids, use_cache=False)
         return prompt
 
     @torch.inference_mode()
@@ -84,13 +89,13 @@ def bench_hf(shape, prompt, gen, reps):
         m.generate(ids[:, :1], max_new_tokens=gen, min_new_tokens=gen, do_sample=False, use_cache=True)
         return gen
 
-    r = {"pp": time_it(pp, reps), "tg": time_it(tg, reps)}
+    r = {f"pp{prompt}": time_it(pp, reps), f"tg{gen} b1": time_it(tg, reps)}
     del m
     torch.cuda.empty_cache()
     return r
 
 
-def bench_mamba_ssm(shape, prompt, gen, reps):
+def bench_mamba_ssm(shape, prompts, gen, batches, reps):
     try:
         import torch
         from mamba_ssm.models.config_mamba import MambaConfig
@@ -106,27 +111,39 @@ def bench_mamba_ssm(shape, prompt, gen, reps):
     cfg = MambaConfig(d_model=d, n_layer=n, vocab_size=v, ssm_cfg=ssm_cfg, rms_norm=True, residual_in_fp32=True,
                       fused_add_norm=True, pad_vocab_size_multiple=16 if fam == "mamba2" else 8)
     m = MambaLMHeadModel(cfg, device="cuda", dtype=torch.bfloat16).eval()
-    ids = torch.randint(0, v - 8, (1, prompt), device="cuda")
+    r = {}
+    for prompt in prompts:
+        ids = torch.randint(0, v - 8, (1, prompt), device="cuda")
 
-    @torch.inference_mode()
-    def pp():
-        m(ids)
-        return prompt
+        @torch.inference_mode()
+        def pp():
+            m(ids)
+            return prompt
 
-    @torch.inference_mode()
-    def tg():
-        m.generate(ids[:, :1], max_length=1 + gen, cg=True, temperature=0.0, top_k=1)
-        return gen
+        try:
+            r[f"pp{prompt}"] = time_it(pp, reps)
+        except Exception as e:  # noqa: BLE001 - e.g. Mamba-1 prefill without the compiled selective_scan_cuda
+            note(f"mamba_ssm {shape} pp{prompt}: {e.__class__.__name__}: {str(e).splitlines()[0]}")
+    for b in batches:
+        ids = torch.randint(0, v - 8, (b, 1), device="cuda")
 
-    r = {"pp": time_it(pp, reps), "tg": time_it(tg, reps)}
+        @torch.inference_mode()
+        def tg():
+            m.generate(ids, max_length=1 + gen, cg=True, temperature=0.0, top_k=1)
+            return gen * b
+
+        try:
+            r[f"tg{gen} b{b}"] = time_it(tg, reps)
+        except Exception as e:  # noqa: BLE001
+            note(f"mamba_ssm {shape} tg b{b}: {e.__class__.__name__}: {str(e).splitlines()[0]}")
     del m
     torch.cuda.empty_cache()
     return r
 
 
-def bench_ssm(binary, shape, prompt, gen, reps):
-    cmd = [binary, "bench", "--device", "cuda", "--dtype", "bf16", "--shape", shape, "-p", str(prompt), "-n", str(gen),
-           "-b", "1", "-r", str(reps)]
+def bench_ssm(binary, shape, prompts, gen, batches, reps):
+    cmd = [binary, "bench", "--device", "cuda", "--dtype", "bf16", "--shape", shape, "-p", ",".join(map(str, prompts)),
+           "-n", str(gen), "-b", ",".join(map(str, batches)), "-r", str(reps)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         note(f"ssm bench failed: {out.stderr.strip()}")
@@ -134,9 +151,11 @@ def bench_ssm(binary, shape, prompt, gen, reps):
     print(out.stdout, file=sys.stderr)
     r = {}
     for line in out.stdout.splitlines():
-        m = re.match(r"\|.*\| (pp|tg)\d+ \| \d+ \| ([\d.]+) ±", line)
+        m = re.match(r"\|.*\| (pp\d+|tg\d+) \| (\d+) \| ([\d.]+) ±", line)
         if m:
-            r[m.group(1)] = float(m.group(2))
+            key = m.group(1) if m.group(1).startswith("pp") else f"{m.group(1)} b{m.group(2)}"
+            if m.group(1).startswith("tg") or m.group(2) == "1":
+                r[key] = float(m.group(3))
     return r
 
 
@@ -144,11 +163,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ssm", default="build-gpu/bin/ssm", help="our CLI binary")
     ap.add_argument("--shapes", default="mamba-130m,mamba-2.8b,mamba2-130m,mamba2-2.7b")
-    ap.add_argument("--prompt", type=int, default=2048)
+    ap.add_argument("--prompts", default="2048,8192", help="prefill lengths (batch 1)")
     ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--batches", default="1,64", help="decode batch sizes")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
+    prompts = [int(x) for x in a.prompts.split(",")]
+    batches = [int(x) for x in a.batches.split(",")]
     try:
         import torch
         if not torch.cuda.is_available():
@@ -156,24 +178,33 @@ def main():
         gpu = torch.cuda.get_device_name()
     except ImportError:
         sys.exit("torch is required for the peers")
+    versions = {"torch": torch.__version__}
+    for mod in ("transformers", "mamba_ssm", "triton"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception as e:  # noqa: BLE001
+            versions[mod] = f"unavailable ({e.__class__.__name__})"
     rows = []
     for shape in a.shapes.split(","):
         if shape not in SHAPES:
             sys.exit(f"unknown shape {shape}; known: {', '.join(SHAPES)}")
-        res = {"ssm": bench_ssm(a.ssm, shape, a.prompt, a.gen, a.reps),
-               "transformers": bench_hf(shape, a.prompt, a.gen, a.reps),
-               "mamba_ssm": bench_mamba_ssm(shape, a.prompt, a.gen, a.reps)}
+        res = {"ssm": bench_ssm(a.ssm, shape, prompts, a.gen, batches, a.reps),
+               "transformers": bench_hf(shape, prompts, a.gen, batches, a.reps),
+               "mamba_ssm": bench_mamba_ssm(shape, prompts, a.gen, batches, a.reps)}
         rows.append((shape, res))
-    print(f"\nGPU: {gpu}; bf16 weights; prefill = pp{a.prompt} (batch 1), decode = tg{a.gen} (batch 1), tok/s\n")
+    clocks = subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem",
+                             "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+    print(f"\nGPU: {gpu} (clocks now / max: {clocks}); {versions}; bf16 weights, f32 state; tok/s, mean of "
+          f"{a.reps} after a warm-up; prefill batch 1; decode tg{a.gen} at batch b counts b·{a.gen} tokens\n")
     print("| shape | test | ssm | transformers | mamba_ssm | ssm / transformers | ssm / mamba_ssm |")
     print("|---|---|---|---|---|---|---|")
     fmt = lambda x: f"{x:,.0f}" if x else "—"  # noqa: E731
     for shape, res in rows:
-        for test in ("pp", "tg"):
+        tests = [f"pp{p}" for p in prompts] + [f"tg{a.gen} b{b}" for b in batches]
+        for test in tests:
             v = {k: (r or {}).get(test) for k, r in res.items()}
             ratio = lambda o: f"{v['ssm'] / v[o]:.2f}×" if v["ssm"] and v[o] else "—"  # noqa: E731
-            name = f"{test}{a.prompt if test == 'pp' else a.gen}"
-            print(f"| {shape} | {name} | {fmt(v['ssm'])} | {fmt(v['transformers'])} | {fmt(v['mamba_ssm'])} | "
+            print(f"| {shape} | {test} | {fmt(v['ssm'])} | {fmt(v['transformers'])} | {fmt(v['mamba_ssm'])} | "
                   f"{ratio('transformers')} | {ratio('mamba_ssm')} |")
     if a.json:
         with open(a.json, "w") as f:
