@@ -8,8 +8,10 @@ prefill of --prompt tokens (tok/s, one sequence). Peers that are missing are ski
 
   python3 scripts/bench_peers_gpu.py --ssm build-gpu/bin/ssm --shapes mamba-2.8b,mamba2-2.7b \
       --prompts 2048,8192 --batches 1,64
-mamba_ssm is imported from PYTHONPATH (its Triton kernels need no build; Mamba-1 prefill needs its
-compiled selective_scan_cuda extension, and is reported as missing without it).
+mamba_ssm is imported from --mamba-ssm-path (a source checkout; its Triton kernels need no build;
+Mamba-1 prefill needs its compiled selective_scan_cuda extension and is reported as missing without
+it). Each peer runs in its own process: transformers picks up mamba_ssm's kernels when it can import
+them, and we want it measured as shipped (without them).
 """
 import argparse
 import json
@@ -159,6 +161,20 @@ def bench_ssm(binary, shape, prompts, gen, batches, reps):
     return r
 
 
+def run_child(peer, shape, a, mamba_path):
+    cmd = [sys.executable, __file__, "--child", peer, "--child-shape", shape, "--prompts", a.prompts, "--gen",
+           str(a.gen), "--batches", a.batches, "--reps", str(a.reps)]
+    if mamba_path:
+        cmd += ["--mamba-ssm-path", mamba_path]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stderr.write(out.stderr[-3000:])
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    note(f"{peer} {shape}: no result (exit {out.returncode})")
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ssm", default="build-gpu/bin/ssm", help="our CLI binary")
@@ -168,6 +184,9 @@ def main():
     ap.add_argument("--batches", default="1,64", help="decode batch sizes")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--mamba-ssm-path", help="directory holding the mamba_ssm package (source checkout)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child-shape", help=argparse.SUPPRESS)
     a = ap.parse_args()
     prompts = [int(x) for x in a.prompts.split(",")]
     batches = [int(x) for x in a.batches.split(",")]
@@ -178,6 +197,14 @@ def main():
         gpu = torch.cuda.get_device_name()
     except ImportError:
         sys.exit("torch is required for the peers")
+    if a.child:  # one peer, one shape, in this process; prints its results as JSON
+        if a.mamba_ssm_path:
+            sys.path.insert(0, a.mamba_ssm_path)
+        fn = bench_hf if a.child == "transformers" else bench_mamba_ssm
+        print("RESULT " + json.dumps(fn(a.child_shape, prompts, a.gen, batches, a.reps)), flush=True)
+        return
+    if a.mamba_ssm_path:
+        sys.path.insert(0, a.mamba_ssm_path)
     versions = {"torch": torch.__version__}
     for mod in ("transformers", "mamba_ssm", "triton"):
         try:
@@ -189,8 +216,8 @@ def main():
         if shape not in SHAPES:
             sys.exit(f"unknown shape {shape}; known: {', '.join(SHAPES)}")
         res = {"ssm": bench_ssm(a.ssm, shape, prompts, a.gen, batches, a.reps),
-               "transformers": bench_hf(shape, prompts, a.gen, batches, a.reps),
-               "mamba_ssm": bench_mamba_ssm(shape, prompts, a.gen, batches, a.reps)}
+               "transformers": run_child("transformers", shape, a, None),
+               "mamba_ssm": run_child("mamba_ssm", shape, a, a.mamba_ssm_path)}
         rows.append((shape, res))
     clocks = subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem",
                              "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
