@@ -46,13 +46,13 @@ class Blas {
 
  private:
   struct Plan;
-  Plan& plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, bool beta);
+  Plan& plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, uint32_t align_b, uint32_t align_c);
   void* handle_ = nullptr;
   void* ws_ = nullptr;
   size_t ws_bytes_ = 0;
   void* xbuf_ = nullptr;
   size_t xbuf_bytes_ = 0;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t, bool>, Plan*> plans_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t, int64_t>, Plan*> plans_;
 };
 
 // The GEMV path on its own (M <= 8), for tests.

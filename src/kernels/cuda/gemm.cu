@@ -204,8 +204,16 @@ void Blas::reserve(int64_t max_m, int64_t max_k) {
   xbuf_bytes_ = need;
 }
 
-Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, bool beta) {
-  auto key = std::make_tuple(M, N, K, int(t), ldb, ldc, beta);
+// Largest power of two (<= 256) dividing the address: cuBLASLt assumes 256-byte alignment unless told.
+static uint32_t alignment(const void* p) {
+  uint32_t a = 256;
+  while (a > 1 && reinterpret_cast<uintptr_t>(p) % a) a /= 2;
+  return a;
+}
+
+Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, uint32_t align_b,
+                       uint32_t align_c) {
+  auto key = std::make_tuple(M, N, K, int(t), ldb, ldc, int64_t(align_b) << 16 | align_c);
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
   auto* p = new Plan;
   const cudaDataType_t ct = cuda_type(t);
@@ -220,6 +228,9 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
   cublasLtMatmulPreference_t pref;
   check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes_, sizeof(ws_bytes_));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof(align_c));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof(align_c));
   cublasLtMatmulHeuristicResult_t res{};
   int found = 0;
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), p->op, p->A, p->B, p->C,
@@ -229,7 +240,6 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
     throw Error("cuBLASLt: no algorithm for M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
   p->algo = res.algo;
   plans_[key] = p;
-  (void)beta;
   return *p;
 }
 
@@ -252,7 +262,7 @@ void Blas::linear(const LinearArgs& a, cudaStream_t s) {
     xb = xbuf_;
     ldb = a.K;
   }
-  Plan& p = plan(a.M, a.N, a.K, a.w_dtype, ldb, a.y_stride, a.accumulate);
+  Plan& p = plan(a.M, a.N, a.K, a.w_dtype, ldb, a.y_stride, alignment(xb), alignment(a.y));
   const float alpha = 1.f, beta = a.accumulate ? 1.f : 0.f;
   check_lt(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), p.op, &alpha, a.w, p.A, xb, p.B, &beta, a.y, p.C, a.y,
                           p.C, &p.algo, ws_, ws_bytes_, s),
