@@ -25,7 +25,9 @@ tokens. Q8_0: blocks of 32 values, one f16 scale d = max|x| / 127 and 32 int8 q 
 import argparse
 import array
 import json
+import itertools
 import math
+import operator
 import os
 import struct
 import sys
@@ -39,6 +41,7 @@ GGML_F32, GGML_F16, GGML_Q8_0, GGML_BF16 = 0, 1, 8, 30
 FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}
 QK8_0 = 32
 CHUNK = 1 << 20  # elements converted at a time
+MAGIC = 6755399441055744.0  # 1.5 * 2**52
 
 
 # ----------------------------------------------------------------------------- safetensors input
@@ -134,14 +137,25 @@ def encode_bf16(vals):
 
 
 def encode_q8_0(vals):
-    out = bytearray()
-    pack = struct.Struct("<e32b").pack
-    for i in range(0, len(vals), QK8_0):
-        blk = vals[i:i + QK8_0]
-        amax = max(max(blk), -min(blk))
-        d = amax / 127.0
-        inv = 1.0 / d if d else 0.0
-        out += pack(d, *[round(x * inv) for x in blk])
+    # Whole-chunk map()/slice operations instead of a Python loop per block: ~10x faster.
+    nb = len(vals) // QK8_0
+    amax = list(map(max, zip(*[iter(map(abs, vals))] * QK8_0)))
+    d = [a / 127.0 for a in amax]
+    inv = [1.0 / x if x else 0.0 for x in d]
+    inv_rep = [x for x in inv for _ in range(QK8_0)]
+    # Adding 1.5 * 2**52 rounds x / d to an integer (ties to even) held in the low mantissa bits, so
+    # the low byte of each little-endian double is q as int8: no Python int per value.
+    scaled = array.array("d", map(operator.add, map(operator.mul, vals, inv_rep), itertools.repeat(MAGIC)))
+    if sys.byteorder != "little":
+        scaled.byteswap()
+    qb = scaled.tobytes()[0::8]
+    db = struct.pack("<%de" % nb, *d)
+    bs = 2 + QK8_0
+    out = bytearray(nb * bs)
+    out[0::bs] = db[0::2]
+    out[1::bs] = db[1::2]
+    for j in range(QK8_0):
+        out[2 + j::bs] = qb[j::QK8_0]
     return bytes(out)
 
 
