@@ -18,8 +18,8 @@
 #   CASES          space-separated shape:dtype list
 #                  (default: "mamba-130m:f32 mamba-130m:f16 mamba-130m:q8_0 mamba-1.4b:f16 mamba-1.4b:q8_0")
 #   THREADS (2), PP (512), TG (128), REPS (3)
-#   Q8_FROM        how q8_0 GGUFs are made: "convert" (scripts/hf_to_gguf.py --type q8_0 from the f16
-#                  checkpoint, default) or "quantize" (llama-quantize of the f16 GGUF... Q8_0)
+#   Q8_FROM        how q8_0 GGUFs are made: "quantize" (llama-quantize of the f16 GGUF to Q8_0, default)
+#                  or "convert" (scripts/hf_to_gguf.py --type q8_0 from the f16 checkpoint; slow in pure Python)
 #   BANDWIDTH_GBS  skip the bandwidth measurement and use this value (GB/s)
 #   SKIP_SSM=1 / SKIP_LLAMA=1  run only one engine
 set -euo pipefail
@@ -33,7 +33,7 @@ THREADS=${THREADS:-2}
 PP=${PP:-512}
 TG=${TG:-128}
 REPS=${REPS:-3}
-Q8_FROM=${Q8_FROM:-convert}
+Q8_FROM=${Q8_FROM:-quantize}
 PY=${PYTHON:-python3}
 
 find_bin() {

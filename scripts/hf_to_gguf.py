@@ -321,6 +321,8 @@ def main():
     want = {"f32": GGML_F32, "f16": GGML_F16, "bf16": GGML_BF16, "q8_0": GGML_Q8_0}[a.type]
     kv, tensors = plan(cfg, src, want)
     kv.append(("general.file_type", T_UINT32, FILE_TYPE[a.type]))
+    if want == GGML_Q8_0:
+        kv.append(("general.quantization_version", T_UINT32, 2))
 
     head = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv)))
     for k in kv:
