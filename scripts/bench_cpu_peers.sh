@@ -6,7 +6,7 @@
 # For each (shape, dtype) it makes, if missing, an HF checkpoint of random weights
 # (scripts/write_random_checkpoint.py) and its GGUF (scripts/hf_to_gguf.py), then runs
 #   llama-bench -m X.gguf -p PP -n TG -t THREADS -r REPS      and
-#   ssm bench   -m HF_DIR -p PP -n TG -r REPS
+#   ssm -t THREADS bench -m HF_DIR -p PP -n TG -r REPS
 # and prints one markdown table with both engines' tokens/s, their ratios, and the decode floor
 # (weight bytes / measured read bandwidth, from bench/stream_read.cpp).
 #
@@ -63,6 +63,20 @@ hf_dir() {  # shape dtype
   echo "$d"
 }
 
+# What ssm runs: the HF checkpoint itself, or for q8_0 its `ssm convert --to q8` (int8 blocks of 32
+# with an f32 scale; the matrices llama.cpp's Q8_0 quantises, except dt_proj, which stays f16 here).
+ssm_dir() {  # shape dtype
+  if [[ $2 != q8_0 ]]; then hf_dir "$1" "$2"; return; fi
+  local d="$PEERS_DIR/$1-ssm-q8"
+  if [[ ! -f "$d/config.json" ]]; then
+    local src
+    src=$(hf_dir "$1" f16)
+    log "ssm convert $src -> $d"
+    "$SSM_BIN" convert -m "$src" --to q8 -o "$d" >&2
+  fi
+  echo "$d"
+}
+
 gguf_file() {  # shape dtype
   local f="$PEERS_DIR/$1-$2.gguf"
   if [[ ! -f "$f" ]]; then
@@ -109,10 +123,10 @@ f = lambda v: "%.2f" % v[0]["avg_ts"] if v else "-"
 print(f(pp), f(tg))' "$WORK/lb.json")
   fi
   spp=- stg=-
-  if [[ -z ${SKIP_SSM:-} && $dt != q8_0 ]]; then  # ssm has no 8-bit weights yet
-    d=$(hf_dir "$shape" "$dt")
+  if [[ -z ${SKIP_SSM:-} ]]; then
+    d=$(ssm_dir "$shape" "$dt")
     log "ssm bench $d"
-    "$SSM_BIN" bench -m "$d" -p "$PP" -n "$TG" -r "$REPS" >"$WORK/ssm.txt"
+    "$SSM_BIN" -t "$THREADS" bench -m "$d" -p "$PP" -n "$TG" -r "$REPS" >"$WORK/ssm.txt"
     spp=$(awk -F'|' -v t="pp$PP" '$6 ~ t {split($7, a, " "); print a[1]}' "$WORK/ssm.txt")
     stg=$(awk -F'|' -v t="tg$TG" '$6 ~ t {split($7, a, " "); print a[1]}' "$WORK/ssm.txt")
   fi
