@@ -127,8 +127,8 @@ print(f(pp), f(tg))' "$WORK/lb.json")
     d=$(ssm_dir "$shape" "$dt")
     log "ssm bench $d"
     "$SSM_BIN" -t "$THREADS" bench -m "$d" -p "$PP" -n "$TG" -r "$REPS" >"$WORK/ssm.txt"
-    spp=$(awk -F'|' -v t="pp$PP" '$6 ~ t {split($7, a, " "); print a[1]}' "$WORK/ssm.txt")
-    stg=$(awk -F'|' -v t="tg$TG" '$6 ~ t {split($7, a, " "); print a[1]}' "$WORK/ssm.txt")
+    spp=$(awk -F"|" -v t="pp$PP" '$6 ~ t {split($(NF-1), a, " "); print a[1]}' "$WORK/ssm.txt")
+    stg=$(awk -F"|" -v t="tg$TG" '$6 ~ t {split($(NF-1), a, " "); print a[1]}' "$WORK/ssm.txt")
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$shape" "$dt" "$(stat -c %s "$g")" "$lpp" "$ltg" "${spp:--}" "${stg:--}" >>"$RESULTS"
 done
