@@ -236,3 +236,22 @@ TEST(SimdKernels, ScanConvNormSsdStepMatchReferenceOnEveryIsa) {
     }
   }
 }
+
+TEST(SimdKernels, WidenToF32IsExactOnEveryIsa) {
+  IsaGuard guard;
+  const int64_t n = 70001;  // threaded ranges plus a vector tail
+  auto v = randn(size_t(n), 11);
+  std::vector<uint16_t> b(static_cast<size_t>(n)), h(static_cast<size_t>(n));
+  std::vector<int8_t> q(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++) b[i] = f32_to_bf16(v[i]), h[i] = f32_to_f16(v[i]), q[i] = int8_t(i % 255 - 127);
+  for (const auto& isa : cpu::available_isas()) {
+    cpu::set_isa(isa);
+    std::vector<float> got(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+    const std::pair<DType, const void*> cases[] = {{DType::BF16, b.data()}, {DType::F16, h.data()}, {DType::I8, q.data()}};
+    for (auto [t, src] : cases) {
+      cpu::widen_to_f32(t, src, got.data(), n);
+      to_f32(t, src, want.data(), size_t(n));
+      EXPECT_EQ(got, want) << isa << " " << dtype_name(t);
+    }
+  }
+}

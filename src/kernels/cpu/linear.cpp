@@ -32,7 +32,7 @@ void linear(const LinearParams& p) {
     const size_t es = dtype_size(p.w_dtype);
     for (int64_t n0 = 0; n0 < p.N; n0 += panel) {
       int64_t nn = std::min(panel, p.N - n0);
-      to_f32(p.w_dtype, static_cast<const char*>(p.w) + size_t(n0 * p.K) * es, buf.data(), size_t(nn * p.K));
+      widen_to_f32(p.w_dtype, static_cast<const char*>(p.w) + size_t(n0 * p.K) * es, buf.data(), nn * p.K);
       if (p.w_dtype == DType::I8) {
         const int64_t nb = p.K / kQ8Block;
         for (int64_t r = 0; r < nn; r++)
