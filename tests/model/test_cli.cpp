@@ -10,26 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "core/npy.hpp"
+#include "support/process.hpp"
 #include "support/tiny_model.hpp"
 
 using namespace ssm;
 
 namespace {
 
-struct Result {
-  int rc;
-  std::string out;
-};
-
-Result sh(const std::string& args, bool with_stderr = true) {
-  std::string cmd = std::string(SSM_CLI_PATH) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
+test::CommandResult sh(const std::string& args, bool with_stderr = true) {
+  return test::run_command(std::string(SSM_CLI_PATH) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 const std::string kFx = SSM_FIXTURE_DIR;

@@ -10,6 +10,10 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "support/process.hpp"
+
+using namespace ssm;
+
 namespace {
 
 struct Result {
@@ -24,16 +28,11 @@ Result chat(const std::string& input, const std::string& args) {
   { std::ofstream(dir / "in.txt", std::ios::binary) << input; }
   std::string cmd = std::string(SSM_CLI_PATH) + " chat " + args + " < " + (dir / "in.txt").string() + " 2> " +
                     (dir / "err.txt").string();
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
+  auto r = test::run_command(cmd);
   std::stringstream err;
   err << std::ifstream(dir / "err.txt").rdbuf();
   fs::remove_all(dir);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out, err.str()};
+  return {r.rc, r.out, err.str()};
 }
 
 const std::string kModel = std::string(SSM_SOURCE_DIR) + "/models/default";

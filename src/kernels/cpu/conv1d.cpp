@@ -5,7 +5,7 @@
 #define HWY_TARGET_INCLUDE "kernels/cpu/conv1d.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
-#include <hwy/contrib/math/math-inl.h>
+#include "kernels/cpu/silu-inl.h"
 
 #include <algorithm>
 #include <vector>
@@ -17,13 +17,6 @@ HWY_BEFORE_NAMESPACE();
 namespace ssm::kernels::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// silu(v) = v / (1 + exp(-v)); the exponent is clamped where exp would leave Highway's valid range
-// (for v < -88 the result is -0 to f32 precision either way).
-template <class D, class V>
-HWY_INLINE V Silu(D d, V v) {
-  const auto e = hn::Exp(d, hn::Min(hn::Neg(v), hn::Set(d, 88.f)));
-  return hn::Div(v, hn::Add(hn::Set(d, 1.f), e));
-}
 
 // Channels [c0, c1): wt is (K, C) transposed weights.
 void ConvChannels(const ConvParams& p, const float* wt, int64_t c0, int64_t c1) {

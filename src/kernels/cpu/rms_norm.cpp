@@ -5,7 +5,7 @@
 #define HWY_TARGET_INCLUDE "kernels/cpu/rms_norm.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
-#include <hwy/contrib/math/math-inl.h>
+#include "kernels/cpu/silu-inl.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,11 +18,6 @@ HWY_BEFORE_NAMESPACE();
 namespace ssm::kernels::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-template <class D, class V>
-HWY_INLINE V Silu(D d, V v) {
-  const auto e = hn::Exp(d, hn::Min(hn::Neg(v), hn::Set(d, 88.f)));
-  return hn::Div(v, hn::Add(hn::Set(d, 1.f), e));
-}
 
 void RmsRows(const RmsNormParams& p, int64_t m0, int64_t m1) {
   const hn::ScalableTag<float> d;
