@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -75,7 +76,7 @@ struct DLayer {
 // Activation scratch for blocks of up to T rows.
 struct Bufs {
   int64_t T = 0;
-  float *h, *proj, *xc, *dbc, *delta, *y, *ssd, *logits;
+  float *h, *proj, *xc, *dbc, *dbc2, *delta, *y, *ssd, *logits;
   int32_t *ids, *slots, *next;
   int64_t logit_rows = 0;
 };
@@ -314,6 +315,7 @@ class CudaLM final : public Model {
     b.proj = f(T * proj_width());
     b.xc = f(T * CC);
     b.dbc = f(T * std::max<int64_t>(RN, 1));
+    b.dbc2 = f(T * std::max<int64_t>(RN, 1));
     b.delta = f(c_.arch == Arch::Mamba1 ? T * E : 1);
     b.y = f(T * E);
     b.ssd = f(c_.arch == Arch::Mamba2 ? kc::ssd_workspace_floats(T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, c_.chunk_size) : 1);
@@ -324,7 +326,7 @@ class CudaLM final : public Model {
     return b;
   }
   void free_bufs(Bufs& b) {
-    for (float* p : {b.h, b.proj, b.xc, b.dbc, b.delta, b.y, b.ssd, b.logits}) arena_.free(p);
+    for (float* p : {b.h, b.proj, b.xc, b.dbc, b.dbc2, b.delta, b.y, b.ssd, b.logits}) arena_.free(p);
     for (int32_t* p : {b.ids, b.slots, b.next}) arena_.free(p);
     b = Bufs{};
   }
@@ -476,13 +478,24 @@ class CudaLM final : public Model {
     const int64_t R = c_.dt_rank, RN = R + 2 * N, GN = c_.n_groups * N;
     Bufs& b = dec_;
     kc::embed(b.ids, M, embed_.w, embed_.t, D, b.h, stream_);
-    for (const DLayer& l : layers_) {
+    // Mamba-1, batch <= 8: conv step and x_proj in one kernel that adds into a zeroed dbc; two dbc
+    // buffers alternate by layer, each kernel zeroing the one the next layer uses.
+    const bool fused = c_.arch == Arch::Mamba1 && M <= kc::kConvXprojMaxB && E % 8 == 0 && !fuse_off_;
+    if (fused) check(cudaMemsetAsync(b.dbc, 0, size_t(M * RN) * 4, stream_), "dbc");
+    for (size_t li = 0; li < layers_.size(); li++) {
+      const DLayer& l = layers_[li];
       float* st = states_ + l.state_off;
       linear(l.in_proj, b.h, M, D, b.proj, W, l.norm_w);
       if (c_.arch == Arch::Mamba1) {
-        kc::causal_conv1d_step({M, E, K, b.proj, W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc, E}, stream_);
-        linear(l.x_proj, b.xc, M, E, b.dbc, RN);
-        kc::mamba1_step({M, E, N, R, b.xc, E, b.dbc, RN, l.dt_proj.w, l.dt_proj.t, l.dt_bias, l.A, l.D, b.proj + E, W,
+        float* dbc = li % 2 ? b.dbc2 : b.dbc;
+        const kc::ConvStepParams cp{M, E, K, b.proj, W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc, E};
+        if (fused) {
+          kc::conv_xproj_step({cp, l.x_proj.w, l.x_proj.t, RN, dbc, RN, li % 2 ? b.dbc : b.dbc2, M * RN}, stream_);
+        } else {
+          kc::causal_conv1d_step(cp, stream_);
+          linear(l.x_proj, b.xc, M, E, dbc, RN);
+        }
+        kc::mamba1_step({M, E, N, R, b.xc, E, dbc, RN, l.dt_proj.w, l.dt_proj.t, l.dt_bias, l.A, l.D, b.proj + E, W,
                          c_.bcdt_rms, c_.mixer_rms_eps, st + (K - 1) * E, sf_, b.slots, b.y, E}, stream_);
       } else {
         kc::causal_conv1d_step({M, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc, CC}, stream_);
@@ -514,6 +527,7 @@ class CudaLM final : public Model {
   Bufs dec_, pre_;
   int32_t* host_io_ = nullptr;  // pinned: token ids | slot indices of one decode launch
   std::map<int64_t, cudaGraphExec_t> graphs_;
+  const bool fuse_off_ = [] { const char* e = std::getenv("SSM_CUDA_NOFUSE"); return e && *e && *e != '0'; }();
 };
 
 }  // namespace

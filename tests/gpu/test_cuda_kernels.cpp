@@ -110,9 +110,42 @@ TEST(CudaKernels, ConvPrefillAndStep) {
   EXPECT_LT(rel_err(dp.host(), rpool), 1e-7f);
 }
 
+// Mamba-1 decode: conv step fused with x_proj (atomic adds into a zeroed dbc), against the reference
+// conv step followed by the reference linear; the kernel also clears the next layer's buffer.
+TEST(CudaKernels, ConvXprojStepFused) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int64_t B, C, RN; DType t; };
+  for (const Case& c : {Case{1, 5120, 192, DType::BF16}, Case{3, 5120, 192, DType::BF16}, Case{8, 136, 37, DType::F32},
+                        Case{5, 8192, 288, DType::F16}}) {
+    const int64_t K = 4, S = c.C * 3 + 5;
+    auto x = randn(static_cast<size_t>(c.B * c.C), 1), w = randn(static_cast<size_t>(c.C * K), 2, 0.3f), b = randn(static_cast<size_t>(c.C), 3);
+    auto pool = randn(static_cast<size_t>(9 * S), 4), xw = randn(static_cast<size_t>(c.RN * c.C), 5, 0.05f);
+    std::vector<int32_t> slots;
+    for (int64_t i = 0; i < c.B; i++) slots.push_back(int32_t((i * 5 + 2) % 9));
+    Tensor W = Tensor::from_f32(xw.data(), c.t, {c.RN, c.C});
+    std::vector<float> ref_y(static_cast<size_t>(c.B * c.C)), rpool = pool, ref_d(static_cast<size_t>(c.B * c.RN));
+    for (int64_t i = 0; i < c.B; i++)
+      kr::causal_conv1d({1, c.C, K, x.data() + i * c.C, c.C, w.data(), b.data(), rpool.data() + slots[size_t(i)] * S, true,
+                         ref_y.data() + i * c.C, c.C});
+    kr::linear({c.B, c.RN, c.C, ref_y.data(), c.C, W.raw(), c.t, nullptr, ref_d.data(), c.RN});
+    DevBuf<float> dx(x), dw(w), db(b), dp(pool), dy(ref_y.size()), dd(ref_d.size()), dz(randn(50, 6));
+    DevBuf<uint8_t> dW(W.nbytes());
+    cudaMemcpy(dW.p, W.raw(), W.nbytes(), cudaMemcpyHostToDevice);
+    DevBuf<int32_t> dsl(slots);
+    kc::conv_xproj_step({{c.B, c.C, K, dx.p, c.C, dw.p, db.p, dp.p, S, dsl.p, true, dy.p, c.C}, dW.p, c.t, c.RN, dd.p, c.RN, dz.p, 50},
+                        nullptr);
+    EXPECT_LT(rel_err(dy.host(), ref_y), 2e-5f) << "B=" << c.B << " C=" << c.C;
+    EXPECT_LT(rel_err(dp.host(), rpool), 1e-7f);
+    EXPECT_LT(rel_err(dd.host(), ref_d), 2e-5f) << "x_proj B=" << c.B << " C=" << c.C;
+    for (float v : dz.host()) ASSERT_EQ(v, 0.f);
+  }
+}
+
 TEST(CudaKernels, SelectiveScanPrefill) {
   SKIP_WITHOUT_GPU();
-  for (auto [L, E, N] : {std::tuple<int64_t, int64_t, int64_t>{64, 5120, 16}, {37, 33, 7}, {5, 40, 48}}) {
+  // Chunks of 32 steps are staged in shared memory: whole, partial and several chunks; N up to 128.
+  for (auto [L, E, N] : {std::tuple<int64_t, int64_t, int64_t>{64, 5120, 16}, {37, 33, 7}, {5, 40, 48}, {300, 256, 16},
+                         {70, 64, 128}}) {
     auto u = randn(static_cast<size_t>(L * E), 1), dl = randn(static_cast<size_t>(L * E), 2), bias = randn(static_cast<size_t>(E), 3, 0.5f, -3.f);
     auto A = randn(static_cast<size_t>(E * N), 4, 0.5f, -1.f), Bm = randn(static_cast<size_t>(L * N), 5), Cm = randn(static_cast<size_t>(L * N), 6);
     auto D = randn(static_cast<size_t>(E), 7), z = randn(static_cast<size_t>(L * E), 8), h = randn(static_cast<size_t>(E * N), 9, 0.1f);

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "kernels/cuda/cuda.hpp"
 
@@ -41,6 +42,94 @@ __device__ __forceinline__ float block_sum(float v, float* smem32) {
   __syncthreads();
   v = lane < nw ? smem32[lane] : 0.f;
   return warp_sum(v);
+}
+
+// 16 bytes of weights -> Vec<WT>::n floats: load (streaming, evict-first: weights are read once per
+// token) or raw + widen, so several raw loads can be issued before the first is used.
+template <class WT> struct Vec;
+template <> struct Vec<float> {
+  static constexpr int n = 4;
+  __device__ static void load(const float* p, float* o) {
+    float4 v = *reinterpret_cast<const float4*>(p);
+    o[0] = v.x, o[1] = v.y, o[2] = v.z, o[3] = v.w;
+  }
+  __device__ static uint4 raw(const float* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }
+  __device__ static void widen(uint4 v, float* o) {
+    o[0] = __uint_as_float(v.x), o[1] = __uint_as_float(v.y), o[2] = __uint_as_float(v.z), o[3] = __uint_as_float(v.w);
+  }
+};
+template <> struct Vec<__nv_bfloat16> {
+  static constexpr int n = 8;
+  __device__ static uint4 raw(const __nv_bfloat16* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }
+  __device__ static void widen(uint4 v, float* o) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+    for (int i = 0; i < 4; i++) {
+      float2 f = __bfloat1622float2(h[i]);
+      o[2 * i] = f.x, o[2 * i + 1] = f.y;
+    }
+  }
+  __device__ static void load(const __nv_bfloat16* p, float* o) {
+    uint4 v = __ldcs(reinterpret_cast<const uint4*>(p));
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+    for (int i = 0; i < 4; i++) {
+      float2 f = __bfloat1622float2(h[i]);
+      o[2 * i] = f.x, o[2 * i + 1] = f.y;
+    }
+  }
+};
+template <> struct Vec<__half> {
+  static constexpr int n = 8;
+  __device__ static uint4 raw(const __half* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }
+  __device__ static void widen(uint4 v, float* o) {
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+    for (int i = 0; i < 4; i++) {
+      float2 f = __half22float2(h[i]);
+      o[2 * i] = f.x, o[2 * i + 1] = f.y;
+    }
+  }
+  __device__ static void load(const __half* p, float* o) {
+    uint4 v = __ldcs(reinterpret_cast<const uint4*>(p));
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+    for (int i = 0; i < 4; i++) {
+      float2 f = __half22float2(h[i]);
+      o[2 * i] = f.x, o[2 * i + 1] = f.y;
+    }
+  }
+};
+
+// Programmatic dependent launch (Hopper and later): a kernel launched through launch() below may
+// start while its predecessor in the stream is still running, so it must call pdl_wait() before it
+// reads or writes any buffer the predecessor reads or writes (only weights may be touched before).
+// pdl_trigger() lets the successor start launching. Both are no-ops on older GPUs and when the
+// kernel was launched without the attribute.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether launch() asks for programmatic dependent launch: compute capability >= 9 and SSM_PDL not 0.
+bool pdl_enabled();
+
+template <class... KArgs, class... Args>
+void launch(const char* what, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+            Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = at;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), what);
 }
 
 inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }

@@ -37,6 +37,8 @@ __global__ void conv_state_kernel(ConvParams p) {
 
 __global__ void conv_step_kernel(ConvStepParams p) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  pdl_trigger();
+  pdl_wait();
   if (i >= p.B * p.C) return;
   const int64_t b = i / p.C, c = i % p.C, K = p.K;
   float* st = p.states + int64_t(p.slots[b]) * p.slot_stride;
@@ -52,7 +54,105 @@ __global__ void conv_step_kernel(ConvStepParams p) {
   p.y[b * p.y_stride + c] = p.silu ? silu_d(acc) : acc;
 }
 
+// One block per slice of kCs channels: conv step of its channels for every sequence (into shared
+// memory and y), then the slice's share of x_proj: lanes own 16-byte weight vectors (row r, vector j
+// of the slice); the kCs/V lanes of a row reduce by shuffles and one of them adds to dbc.
+constexpr int kCs = 32, kXpThreads = 256, kXpU = 4;
+
+template <class WT, int MB>
+__global__ void __launch_bounds__(kXpThreads) conv_xproj_kernel(ConvXprojParams p) {
+  constexpr int V = Vec<WT>::n, NV = kCs / V;
+  __shared__ float xs[MB][kCs];
+  const ConvStepParams& c = p.conv;
+  const int64_t c0 = int64_t(blockIdx.x) * kCs;
+  const WT* W = static_cast<const WT*>(p.xw);
+  const int64_t nvec = p.RN * NV;
+  // Weights first: they do not depend on the previous kernel.
+  uint4 raw[kXpU];
+#pragma unroll
+  for (int u = 0; u < kXpU; u++) {
+    const int64_t i = threadIdx.x + int64_t(u) * kXpThreads, r = i / NV, ch = c0 + (i % NV) * V;
+    if (i < nvec && ch < c.C) raw[u] = Vec<WT>::raw(W + r * c.C + ch);
+  }
+  pdl_trigger();
+  pdl_wait();
+  if (blockIdx.x == 0 && p.zero)
+    for (int64_t i = threadIdx.x; i < p.zero_n; i += kXpThreads) p.zero[i] = 0.f;
+  if (threadIdx.x < MB * kCs) {
+    const int b = threadIdx.x / kCs, k0 = threadIdx.x % kCs;
+    const int64_t ch = c0 + k0, K = c.K;
+    float out = 0.f;
+    if (b < c.B && ch < c.C) {
+      float* st = c.states + int64_t(c.slots[b]) * c.slot_stride;
+      const float xn = c.x[b * c.x_stride + ch];
+      float acc = c.bias ? c.bias[ch] : 0.f;
+      for (int64_t k = 0; k < K - 1; k++) {
+        const float v = st[k * c.C + ch];
+        acc = fmaf(c.w[ch * K + k], v, acc);
+        if (k > 0) st[(k - 1) * c.C + ch] = v;
+      }
+      acc = fmaf(c.w[ch * K + K - 1], xn, acc);
+      if (K > 1) st[(K - 2) * c.C + ch] = xn;
+      out = c.silu ? silu_d(acc) : acc;
+      c.y[b * c.y_stride + ch] = out;
+    }
+    xs[b][k0] = out;
+  }
+  __syncthreads();
+  for (int64_t base = 0; base < nvec; base += int64_t(kXpU) * kXpThreads) {
+    if (base > 0) {
+#pragma unroll
+      for (int u = 0; u < kXpU; u++) {
+        const int64_t i = base + threadIdx.x + int64_t(u) * kXpThreads, r = i / NV, ch = c0 + (i % NV) * V;
+        if (i < nvec && ch < c.C) raw[u] = Vec<WT>::raw(W + r * c.C + ch);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kXpU; u++) {
+      const int64_t i = base + threadIdx.x + int64_t(u) * kXpThreads, r = i / NV;
+      const int j = int(i % NV);
+      const bool ok = i < nvec && c0 + j * V < c.C;
+      float wv[V];
+      if (ok) Vec<WT>::widen(raw[u], wv);
+      float acc[MB];
+#pragma unroll
+      for (int b = 0; b < MB; b++) {
+        acc[b] = 0.f;
+        if (ok)
+#pragma unroll
+          for (int q = 0; q < V; q++) acc[b] = fmaf(wv[q], xs[b][j * V + q], acc[b]);
+#pragma unroll
+        for (int o = NV / 2; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
+      }
+      if (ok && j == 0)
+        for (int b = 0; b < c.B; b++) atomicAdd(p.dbc + b * p.dbc_stride + r, acc[b]);
+    }
+  }
+}
+
+template <class WT>
+void launch_conv_xproj(const ConvXprojParams& p, cudaStream_t s) {
+  const dim3 grid(blocks_for(p.conv.C, kCs));
+  if (p.conv.B <= 1) launch("conv_xproj_step", conv_xproj_kernel<WT, 1>, grid, dim3(kXpThreads), 0, s, p);
+  else if (p.conv.B <= 2) launch("conv_xproj_step", conv_xproj_kernel<WT, 2>, grid, dim3(kXpThreads), 0, s, p);
+  else if (p.conv.B <= 4) launch("conv_xproj_step", conv_xproj_kernel<WT, 4>, grid, dim3(kXpThreads), 0, s, p);
+  else launch("conv_xproj_step", conv_xproj_kernel<WT, 8>, grid, dim3(kXpThreads), 0, s, p);
+}
+
 }  // namespace
+
+void conv_xproj_step(const ConvXprojParams& p, cudaStream_t s) {
+  if (p.conv.B <= 0) return;
+  if (p.conv.B > kConvXprojMaxB) throw Error("conv_xproj_step: batch " + std::to_string(p.conv.B) + " exceeds 8");
+  if (p.conv.C % 8 != 0 || (reinterpret_cast<uintptr_t>(p.xw) & 15))
+    throw Error("conv_xproj_step: channels must be a multiple of 8 and weights 16-byte aligned");
+  switch (p.xw_dtype) {
+    case DType::BF16: return launch_conv_xproj<__nv_bfloat16>(p, s);
+    case DType::F16: return launch_conv_xproj<__half>(p, s);
+    case DType::F32: return launch_conv_xproj<float>(p, s);
+    default: throw Error("conv_xproj_step: unsupported weight dtype");
+  }
+}
 
 void causal_conv1d(const ConvParams& p, cudaStream_t s) {
   if (p.K > kMaxK) throw Error("causal_conv1d: conv width " + std::to_string(p.K) + " exceeds " + std::to_string(kMaxK));
@@ -65,8 +165,7 @@ void causal_conv1d(const ConvParams& p, cudaStream_t s) {
 
 void causal_conv1d_step(const ConvStepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
-  conv_step_kernel<<<blocks_for(p.B * p.C, 256), 256, 0, s>>>(p);
-  SSM_CUDA_LAUNCH_CHECK("causal_conv1d_step");
+  launch("causal_conv1d_step", conv_step_kernel, dim3(blocks_for(p.B * p.C, 256)), dim3(256), 0, s, p);
 }
 
 }  // namespace ssm::kernels::cuda

@@ -83,6 +83,18 @@ struct ConvStepParams {
   float* y; int64_t y_stride;
 };
 void causal_conv1d_step(const ConvStepParams& p, cudaStream_t stream);
+// Mamba-1 decode, conv step fused with x_proj: xc = silu(conv step) as above, then dbc (B, RN) += xc · Wxᵀ
+// for Wx (RN, C), split over channel slices that add their partial sums atomically, so dbc must be
+// zero on entry (summation order, hence the last bits, may differ between runs). `zero` (nullable,
+// zero_n floats) is cleared by the kernel for the next layer's call. B <= kConvXprojMaxB, C % 8 == 0.
+inline constexpr int64_t kConvXprojMaxB = 8;
+struct ConvXprojParams {
+  ConvStepParams conv;
+  const void* xw; DType xw_dtype; int64_t RN;
+  float* dbc; int64_t dbc_stride;
+  float* zero; int64_t zero_n;
+};
+void conv_xproj_step(const ConvXprojParams& p, cudaStream_t stream);
 
 // ---- scan.cu: Mamba-1 ----------------------------------------------------------------------------------
 // Prefill of one sequence (ScanParams with device pointers; dt softplus, D skip and z gate fused).

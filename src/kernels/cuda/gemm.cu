@@ -6,6 +6,8 @@
 //    f32 accumulation and f32 output (TF32 is never enabled, so f32 weights give f32 results).
 #include <cublasLt.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/cuda/common.cuh"
@@ -17,45 +19,32 @@ void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("SSM_PDL");
+    if (e && std::string(e) == "0") return false;
+    int dev = 0, major = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    return major >= 9;
+  }();
+  return on;
+}
+
 namespace {
+
+// A/B switch for measurements (read once): SSM_GEMV_OLD=1 takes the previous GEMV kernel.
+bool getenv_flag(const char* name) {
+  static const bool v = [&] { const char* e = std::getenv(name); return e && *e && *e != '0'; }();
+  return v;
+}
 
 void check_lt(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLASLt ") + what + " failed (status " + std::to_string(int(s)) + ")");
 }
 
-// 16 bytes of weights -> VEC floats.
-template <class WT> struct Vec;
-template <> struct Vec<float> {
-  static constexpr int n = 4;
-  __device__ static void load(const float* p, float* o) {
-    float4 v = *reinterpret_cast<const float4*>(p);
-    o[0] = v.x, o[1] = v.y, o[2] = v.z, o[3] = v.w;
-  }
-};
-template <> struct Vec<__nv_bfloat16> {
-  static constexpr int n = 8;
-  __device__ static void load(const __nv_bfloat16* p, float* o) {
-    uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-    for (int i = 0; i < 4; i++) {
-      float2 f = __bfloat1622float2(h[i]);
-      o[2 * i] = f.x, o[2 * i + 1] = f.y;
-    }
-  }
-};
-template <> struct Vec<__half> {
-  static constexpr int n = 8;
-  __device__ static void load(const __half* p, float* o) {
-    uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
-    const __half2* h = reinterpret_cast<const __half2*>(&v);
-    for (int i = 0; i < 4; i++) {
-      float2 f = __half22float2(h[i]);
-      o[2 * i] = f.x, o[2 * i + 1] = f.y;
-    }
-  }
-};
-
 constexpr int kGemvThreads = 256;
+constexpr size_t kGemvMaxSmem = 96 * 1024;
 
 // Block: 8 warps; `wpr` warps share one output row (split-K), so a block covers 8/wpr rows.
 template <class WT, int M>
@@ -129,6 +118,147 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(LinearArgs a, int wp
   }
 }
 
+
+// The decode GEMV proper (M <= 8, K*M*4 bytes of x fit in shared memory). x is staged once per block
+// in shared memory, already RMS-normalised and multiplied by the norm weight, so the weight stream is
+// the only global traffic in the loop. The grid is persistent (as many blocks as fit at once), so the
+// staging cost is paid once per resident block, not once per 8 rows; a group of `wpr` warps owns a
+// row (split-K for few, long rows), and every lane issues U independent 16-byte weight loads before
+// it uses the first. The first row's loads are issued before the staging, so they overlap it.
+constexpr int kGemvU = 4;
+
+template <class WT, int M>
+__global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, int wpr) {
+  extern __shared__ float4 smem_f4[];
+  float* xs = reinterpret_cast<float*>(smem_f4);  // (M, K)
+  __shared__ float red[kGemvThreads / 32][M];
+  __shared__ float rs[M];
+  __shared__ float tmp[32];
+  constexpr int V = Vec<WT>::n, U = kGemvU;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int rpb = 8 / wpr, L = wpr * 32, lid = (warp % wpr) * 32 + lane;
+  const int64_t K = a.K, KV = K / V;
+  const WT* W = static_cast<const WT*>(a.w);
+
+  // Prefetch: this warp's first row, first U vectors.
+  int64_t n = int64_t(blockIdx.x) * rpb + warp / wpr;
+  uint4 raw[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    const int64_t v = lid + int64_t(u) * L;
+    if (n < a.N && v < KV) raw[u] = Vec<WT>::raw(W + n * K + v * V);
+  }
+  pdl_trigger();
+  pdl_wait();  // x and y belong to the previous kernel until here
+  // Stage x (normalised) in shared memory.
+  for (int m = 0; m < M; m++) {
+    const float* x = a.x + m * a.x_stride;
+    float ss = 0.f;
+    for (int64_t k = threadIdx.x * 4; k < K; k += kGemvThreads * 4) {
+      float4 v = *reinterpret_cast<const float4*>(x + k);
+      *reinterpret_cast<float4*>(xs + m * K + k) = v;
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    if (a.norm_w) {
+      ss = block_sum(ss, tmp);
+      if (threadIdx.x == 0) rs[m] = rsqrtf(ss / float(K) + a.eps);
+    }
+  }
+  __syncthreads();
+  if (a.norm_w) {
+    for (int m = 0; m < M; m++)
+      for (int64_t k = threadIdx.x; k < K; k += kGemvThreads) xs[m * K + k] *= rs[m] * a.norm_w[k];
+    __syncthreads();
+  }
+
+  const int64_t step = int64_t(gridDim.x) * rpb;
+  // Uniform trip count over the block (split-K reductions synchronise the block).
+  for (int64_t n0 = int64_t(blockIdx.x) * rpb; n0 < a.N; n0 += step) {
+    n = n0 + warp / wpr;
+    float acc[M];
+    for (int m = 0; m < M; m++) acc[m] = 0.f;
+    if (n < a.N) {
+      const WT* w = W + n * K;
+      for (int64_t v0 = lid; v0 < KV; v0 += int64_t(L) * U) {
+        if (v0 != lid) {  // the first U vectors of a row were loaded ahead (below, or by the prefetch)
+#pragma unroll
+          for (int u = 0; u < U; u++) {
+            const int64_t v = v0 + int64_t(u) * L;
+            if (v < KV) raw[u] = Vec<WT>::raw(w + v * V);
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+          const int64_t v = v0 + int64_t(u) * L;
+          if (v < KV) {
+            float wv[V];
+            Vec<WT>::widen(raw[u], wv);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+              const float* xv = xs + m * K + v * V;
+#pragma unroll
+              for (int i = 0; i < V; i += 4) {
+                const float4 q = *reinterpret_cast<const float4*>(xv + i);
+                acc[m] = fmaf(wv[i], q.x, acc[m]);
+                acc[m] = fmaf(wv[i + 1], q.y, acc[m]);
+                acc[m] = fmaf(wv[i + 2], q.z, acc[m]);
+                acc[m] = fmaf(wv[i + 3], q.w, acc[m]);
+              }
+            }
+          }
+        }
+      }
+      // Issue the next row's first loads before the reductions.
+      const int64_t nn = n + step;
+      if (nn < a.N) {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+          const int64_t v = lid + int64_t(u) * L;
+          if (v < KV) raw[u] = Vec<WT>::raw(W + nn * K + v * V);
+        }
+      }
+    }
+    for (int m = 0; m < M; m++) acc[m] = warp_sum(acc[m]);
+    if (wpr > 1) {
+      __syncthreads();
+      if (lane == 0)
+        for (int m = 0; m < M; m++) red[warp][m] = acc[m];
+      __syncthreads();
+      if (warp % wpr == 0 && lane == 0)
+        for (int m = 0; m < M; m++) {
+          float s = 0.f;
+          for (int q = 0; q < wpr; q++) s += red[warp + q][m];
+          acc[m] = s;
+        }
+    }
+    if (n < a.N && warp % wpr == 0 && lane == 0) {
+      for (int m = 0; m < M; m++) {
+        float v = acc[m] + (a.bias ? a.bias[n] : 0.f);
+        float* y = a.y + m * a.y_stride + n;
+        *y = a.accumulate ? *y + v : v;
+      }
+    }
+  }
+}
+
+template <class WT, int M>
+void launch_gemv_smem(const LinearArgs& a, int wpr, size_t smem, cudaStream_t s) {
+  static int per_sm = -1, sms = 0;  // resident blocks per SM for this instantiation, once per process
+  if (per_sm < 0) {
+    int dev = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    check(cudaFuncSetAttribute(gemv_smem_kernel<WT, M>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemvMaxSmem)),
+          "gemv smem attribute");
+    per_sm = 0;
+  }
+  int occ = 0;
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_smem_kernel<WT, M>, kGemvThreads, smem), "gemv occupancy");
+  const int64_t rpb = 8 / wpr, need = (a.N + rpb - 1) / rpb;
+  const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(need, int64_t(std::max(occ, 1)) * sms)));
+  launch("gemv", gemv_smem_kernel<WT, M>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
+}
+
 template <class WT>
 void launch_gemv(const LinearArgs& a, cudaStream_t s) {
   constexpr int V = Vec<WT>::n;
@@ -138,6 +268,18 @@ void launch_gemv(const LinearArgs& a, cudaStream_t s) {
   // Enough warps in flight to saturate HBM: split K across more warps when there are few rows.
   int wpr = a.N >= 8192 ? 1 : a.N >= 4096 ? 2 : a.N >= 2048 ? 4 : 8;
   while (wpr > 1 && a.K < int64_t(wpr) * 32 * V) wpr /= 2;
+  const size_t smem = size_t(a.M) * size_t(a.K) * sizeof(float);
+  if (vec && a.K % 4 == 0 && smem <= kGemvMaxSmem && !getenv_flag("SSM_GEMV_OLD")) {
+    switch (a.M) {
+#define SSM_GEMV_CASE(m) case m: launch_gemv_smem<WT, m>(a, wpr, smem, s); break;
+      SSM_GEMV_CASE(1) SSM_GEMV_CASE(2) SSM_GEMV_CASE(3) SSM_GEMV_CASE(4)
+      SSM_GEMV_CASE(5) SSM_GEMV_CASE(6) SSM_GEMV_CASE(7) SSM_GEMV_CASE(8)
+#undef SSM_GEMV_CASE
+      default: throw Error("gemv: M=" + std::to_string(a.M) + " exceeds 8");
+    }
+    SSM_CUDA_LAUNCH_CHECK("gemv");
+    return;
+  }
   const unsigned grid = unsigned((a.N + (8 / wpr) - 1) / (8 / wpr));
   switch (a.M) {
 #define SSM_GEMV_CASE(m) case m: gemv_kernel<WT, m><<<grid, kGemvThreads, 0, s>>>(a, wpr, vec); break;

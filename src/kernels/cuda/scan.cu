@@ -16,11 +16,54 @@ __device__ __forceinline__ float group_sum(float v, int gs) {
   return v;
 }
 
+// Prefill: the block's channels walk the sequence in chunks of kTc steps staged in shared memory by
+// asynchronous copies, double-buffered (chunk c+1 is in flight while chunk c is scanned), so the
+// recurrence reads only shared memory; y of a chunk goes out through shared memory too.
+constexpr int kPsThreads = 256, kTc = 32;
+
+__device__ __forceinline__ void cp_async4(float* dst, const float* src) {
+  const unsigned d = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+size_t scan_smem_floats(int64_t N, int gs) {
+  const int64_t cpb = kPsThreads / gs;
+  return size_t(2 * (3 * kTc * cpb + 2 * kTc * N) + kTc * cpb);
+}
+
 template <int SPL>
-__global__ void __launch_bounds__(kScanThreads) scan_kernel(ScanParams p, int gs) {
-  const int64_t e = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / gs;
-  const int li = threadIdx.x % gs;
+__global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs) {
+  extern __shared__ float sm[];
+  const int cpb = kPsThreads / gs;
+  const int64_t e0 = int64_t(blockIdx.x) * cpb, e = e0 + threadIdx.x / gs;
+  const int k = threadIdx.x / gs, li = threadIdx.x % gs;
   const bool active = e < p.E;
+  const int64_t S = 3 * kTc * cpb + 2 * kTc * p.N;  // one stage: u | delta | z | B | C
+  float* ys = sm + 2 * S;
+  auto issue = [&](int buf, int64_t t0) {
+    float* d = sm + buf * S;
+    const int64_t len = min(int64_t(kTc), p.L - t0);
+    for (int i = threadIdx.x; i < kTc * cpb; i += kPsThreads) {
+      const int64_t tt = i / cpb, ee = e0 + i % cpb;
+      if (tt < len && ee < p.E) {
+        const int64_t t = t0 + tt;
+        cp_async4(d + i, p.u + t * p.u_stride + ee);
+        cp_async4(d + kTc * cpb + i, p.delta + t * p.delta_stride + ee);
+        if (p.z) cp_async4(d + 2 * kTc * cpb + i, p.z + t * p.z_stride + ee);
+      }
+    }
+    for (int64_t i = threadIdx.x; i < kTc * p.N; i += kPsThreads) {
+      const int64_t tt = i / p.N, n = i % p.N;
+      if (tt < len) {
+        cp_async4(d + 3 * kTc * cpb + i, p.B + (t0 + tt) * p.B_stride + n);
+        cp_async4(d + 3 * kTc * cpb + kTc * p.N + i, p.C + (t0 + tt) * p.C_stride + n);
+      }
+    }
+    cp_async_commit();
+  };
   float h[SPL], A[SPL];
   for (int j = 0; j < SPL; j++) {
     const int64_t n = li + j * gs;
@@ -30,25 +73,45 @@ __global__ void __launch_bounds__(kScanThreads) scan_kernel(ScanParams p, int gs
   }
   const float bias = active && p.dt_bias ? p.dt_bias[e] : 0.f;
   const float Dv = active && p.D ? p.D[e] : 0.f;
-#pragma unroll 2
-  for (int64_t t = 0; t < p.L; t++) {
-    const float u = active ? p.u[t * p.u_stride + e] : 0.f;
-    const float dt = softplus_d((active ? p.delta[t * p.delta_stride + e] : 0.f) + bias);
-    const float* Bt = p.B + t * p.B_stride;
-    const float* Ct = p.C + t * p.C_stride;
-    float part = 0.f;
-    for (int j = 0; j < SPL; j++) {
-      const int64_t n = li + j * gs;
-      if (active && n < p.N) {
-        h[j] = expf(dt * A[j]) * h[j] + dt * Bt[n] * u;
-        part = fmaf(h[j], Ct[n], part);
+  issue(0, 0);
+  for (int64_t t0 = 0, c = 0; t0 < p.L; t0 += kTc, c++) {
+    const int64_t len = min(int64_t(kTc), p.L - t0);
+    if (t0 + kTc < p.L) {
+      issue(int((c + 1) & 1), t0 + kTc);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const float* d = sm + (c & 1) * S;
+    const float* su = d;
+    const float* sd = d + kTc * cpb;
+    const float* sz = d + 2 * kTc * cpb;
+    const float* sB = d + 3 * kTc * cpb;
+    const float* sC = sB + kTc * p.N;
+#pragma unroll 4
+    for (int tt = 0; tt < len; tt++) {
+      const float u = su[tt * cpb + k];
+      const float dt = softplus_d(sd[tt * cpb + k] + bias);
+      float part = 0.f;
+      for (int j = 0; j < SPL; j++) {
+        const int64_t n = li + j * gs;
+        if (n < p.N) {
+          h[j] = expf(dt * A[j]) * h[j] + dt * sB[tt * p.N + n] * u;
+          part = fmaf(h[j], sC[tt * p.N + n], part);
+        }
+      }
+      part = group_sum(part, gs);
+      if (li == 0) {
+        float y = part + Dv * u;
+        if (p.z) y *= silu_d(sz[tt * cpb + k]);
+        ys[tt * cpb + k] = y;
       }
     }
-    part = group_sum(part, gs);
-    if (active && li == 0) {
-      float y = part + Dv * u;
-      if (p.z) y *= silu_d(p.z[t * p.z_stride + e]);
-      p.y[t * p.y_stride + e] = y;
+    __syncthreads();
+    for (int i = threadIdx.x; i < len * cpb; i += kPsThreads) {
+      const int64_t ee = e0 + i % cpb;
+      if (ee < p.E) p.y[(t0 + i / cpb) * p.y_stride + ee] = ys[i];
     }
   }
   for (int j = 0; j < SPL; j++) {
@@ -67,13 +130,40 @@ __device__ void smem_rms(float* v, int64_t n, float eps, float* tmp) {
   __syncthreads();
 }
 
-// grid (ceil(E / channels per block), B); dynamic shared: R + 2N floats (this row's δ | B | C).
+// grid (ceil(E / channels per block), B); dynamic shared: R + 2N floats (this row's δ | B | C) and the
+// block's dt_proj rows (channels per block × R floats). Everything that does not depend on the previous
+// kernels (A, dt_proj rows, biases) is loaded before pdl_wait(); then one barrier, then the update.
 template <int SPL>
 __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepParams p, int gs) {
   extern __shared__ float row[];
   __shared__ float tmp[32];
   const int64_t b = blockIdx.y, RN = p.R + 2 * p.N;
+  const int cpb = kScanThreads / gs;  // channels per block
+  const int64_t e0 = int64_t(blockIdx.x) * cpb;
+  const int64_t e = e0 + threadIdx.x / gs;
+  const int li = threadIdx.x % gs;
+  const bool active = e < p.E;
+  float* dtw = row + RN;  // (cpb, R)
+  const int64_t nw = min(int64_t(cpb), p.E - e0) * p.R;
+  for (int64_t i = threadIdx.x; i < nw; i += kScanThreads) dtw[i] = load_w(p.dt_w, p.dt_w_dtype, e0 * p.R + i);
+  float A[SPL];
+  for (int j = 0; j < SPL; j++) {
+    const int64_t n = li + j * gs;
+    A[j] = active && n < p.N ? p.A[e * p.N + n] : 0.f;
+  }
+  const float bias = active ? p.dt_bias[e] : 0.f;
+  const float Dv = active && p.D ? p.D[e] : 0.f;
+  pdl_trigger();
+  pdl_wait();
   for (int64_t i = threadIdx.x; i < RN; i += blockDim.x) row[i] = p.dbc[b * p.dbc_stride + i];
+  float* h = p.states + int64_t(p.slots[b]) * p.slot_stride + e * p.N;
+  float hv[SPL];
+  for (int j = 0; j < SPL; j++) {
+    const int64_t n = li + j * gs;
+    hv[j] = active && n < p.N ? h[n] : 0.f;
+  }
+  const float u = active ? p.u[b * p.u_stride + e] : 0.f;
+  const float zv = active && p.z ? p.z[b * p.z_stride + e] : 0.f;
   __syncthreads();
   if (p.bcdt_rms) {
     smem_rms(row, p.R, p.rms_eps, tmp);
@@ -83,29 +173,26 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
   const float* dl = row;
   const float* Bt = row + p.R;
   const float* Ct = row + p.R + p.N;
-  const int64_t e = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / gs;
-  const int li = threadIdx.x % gs;
-  const bool active = e < p.E;
   float dr = 0.f;  // dt_proj row e · δ
-  if (active)
-    for (int64_t r = li; r < p.R; r += gs) dr = fmaf(load_w(p.dt_w, p.dt_w_dtype, e * p.R + r), dl[r], dr);
+  if (active) {
+    const float* wr = dtw + (e - e0) * p.R;
+    for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
+  }
   dr = group_sum(dr, gs);
-  const float dt = softplus_d(dr + (active ? p.dt_bias[e] : 0.f));
-  const float u = active ? p.u[b * p.u_stride + e] : 0.f;
-  float* h = p.states + int64_t(p.slots[b]) * p.slot_stride + e * p.N;
+  const float dt = softplus_d(dr + bias);
   float part = 0.f;
   for (int j = 0; j < SPL; j++) {
     const int64_t n = li + j * gs;
     if (active && n < p.N) {
-      const float hn = expf(dt * p.A[e * p.N + n]) * h[n] + dt * Bt[n] * u;
+      const float hn = expf(dt * A[j]) * hv[j] + dt * Bt[n] * u;
       h[n] = hn;
       part = fmaf(hn, Ct[n], part);
     }
   }
   part = group_sum(part, gs);
   if (active && li == 0) {
-    float y = part + (p.D ? p.D[e] : 0.f) * u;
-    if (p.z) y *= silu_d(p.z[b * p.z_stride + e]);
+    float y = part + Dv * u;
+    if (p.z) y *= silu_d(zv);
     p.y[b * p.y_stride + e] = y;
   }
 }
@@ -122,11 +209,16 @@ void selective_scan(const ScanParams& p, cudaStream_t s) {
   if (p.L <= 0) return;
   const int gs = group_size(p.N);
   const int64_t spl = (p.N + gs - 1) / gs;
-  const unsigned grid = blocks_for(p.E * gs, kScanThreads);
+  const unsigned grid = blocks_for(p.E * gs, kPsThreads);
+  const size_t sh = scan_smem_floats(p.N, gs) * sizeof(float);
+  auto run = [&](auto kernel) {
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)), "selective_scan smem");
+    kernel<<<grid, kPsThreads, sh, s>>>(p, gs);
+  };
   switch (spl) {
-    case 1: scan_kernel<1><<<grid, kScanThreads, 0, s>>>(p, gs); break;
-    case 2: scan_kernel<2><<<grid, kScanThreads, 0, s>>>(p, gs); break;
-    case 3: case 4: scan_kernel<4><<<grid, kScanThreads, 0, s>>>(p, gs); break;
+    case 1: run(scan_kernel<1>); break;
+    case 2: run(scan_kernel<2>); break;
+    case 3: case 4: run(scan_kernel<4>); break;
     default: throw Error("selective_scan: state size " + std::to_string(p.N) + " exceeds 128");
   }
   SSM_CUDA_LAUNCH_CHECK("selective_scan");
@@ -137,14 +229,14 @@ void mamba1_step(const Mamba1StepParams& p, cudaStream_t s) {
   const int gs = group_size(p.N);
   const int64_t spl = (p.N + gs - 1) / gs;
   const dim3 grid(blocks_for(p.E * gs, kScanThreads), unsigned(p.B));
-  const size_t sh = size_t(p.R + 2 * p.N) * sizeof(float);
+  const size_t sh = size_t(p.R + 2 * p.N + (kScanThreads / gs) * p.R) * sizeof(float);
+  if (sh > 48 * 1024) throw Error("mamba1_step: dt_rank " + std::to_string(p.R) + " too large for the fused step");
   switch (spl) {
-    case 1: mamba1_step_kernel<1><<<grid, kScanThreads, sh, s>>>(p, gs); break;
-    case 2: mamba1_step_kernel<2><<<grid, kScanThreads, sh, s>>>(p, gs); break;
-    case 3: case 4: mamba1_step_kernel<4><<<grid, kScanThreads, sh, s>>>(p, gs); break;
+    case 1: launch("mamba1_step", mamba1_step_kernel<1>, grid, dim3(kScanThreads), sh, s, p, gs); break;
+    case 2: launch("mamba1_step", mamba1_step_kernel<2>, grid, dim3(kScanThreads), sh, s, p, gs); break;
+    case 3: case 4: launch("mamba1_step", mamba1_step_kernel<4>, grid, dim3(kScanThreads), sh, s, p, gs); break;
     default: throw Error("mamba1_step: state size " + std::to_string(p.N) + " exceeds 128");
   }
-  SSM_CUDA_LAUNCH_CHECK("mamba1_step");
 }
 
 }  // namespace ssm::kernels::cuda

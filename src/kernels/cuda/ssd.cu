@@ -170,33 +170,51 @@ __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) 
     }
 }
 
+// grid (H, ceil(P / kStepRows), B), 8 warps: each warp owns kStepRows/8 state rows of one head and
+// loads all of them (and its x values) before it updates any, so a block waits on memory once.
+constexpr int kStepRows = 32, kStepRpw = kStepRows / 8;
+
 template <int NPL>
-__global__ void ssd_step_kernel(SsdStepParams p) {
-  const int64_t h = blockIdx.x, b = blockIdx.y, g = h / (p.H / p.G);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  const float dt = fminf(fmaxf(softplus_d(p.dt[b * p.dt_stride + h] + p.dt_bias[h]), p.dt_min), p.dt_max);
-  const float a = expf(dt * p.A[h]);
-  float Bv[NPL], Cv[NPL];
+__global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
+  const int64_t h = blockIdx.x, b = blockIdx.z, g = h / (p.H / p.G);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float Ah = p.A[h], bias = p.dt_bias[h], Dh = p.D ? p.D[h] : 0.f;
+  pdl_trigger();
+  pdl_wait();
+  const float dt = fminf(fmaxf(softplus_d(p.dt[b * p.dt_stride + h] + bias), p.dt_min), p.dt_max);
+  const float a = expf(dt * Ah);
+  float* S = p.states + int64_t(p.slots[b]) * p.slot_stride + h * p.P * p.N;
+  float Bv[NPL], Cv[NPL], Sv[kStepRpw][NPL], xv[kStepRpw];
+  const int64_t i0 = int64_t(blockIdx.y) * kStepRows + warp * kStepRpw;
+#pragma unroll
   for (int j = 0; j < NPL; j++) {
     const int64_t n = lane + 32 * j;
     Bv[j] = n < p.N ? p.Bm[b * p.B_stride + g * p.N + n] : 0.f;
     Cv[j] = n < p.N ? p.Cm[b * p.C_stride + g * p.N + n] : 0.f;
   }
-  float* S = p.states + int64_t(p.slots[b]) * p.slot_stride + h * p.P * p.N;
-  const float Dh = p.D ? p.D[h] : 0.f;
-  for (int64_t i = warp; i < p.P; i += nw) {
-    const float x = p.x[b * p.x_stride + h * p.P + i];
-    float part = 0.f;
+#pragma unroll
+  for (int r = 0; r < kStepRpw; r++) {
+    const int64_t i = i0 + r;
+    xv[r] = i < p.P ? p.x[b * p.x_stride + h * p.P + i] : 0.f;
+#pragma unroll
     for (int j = 0; j < NPL; j++) {
       const int64_t n = lane + 32 * j;
-      if (n < p.N) {
-        const float s = a * S[i * p.N + n] + dt * x * Bv[j];
-        S[i * p.N + n] = s;
-        part = fmaf(s, Cv[j], part);
-      }
+      Sv[r][j] = i < p.P && n < p.N ? S[i * p.N + n] : 0.f;
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kStepRpw; r++) {
+    const int64_t i = i0 + r;
+    float part = 0.f;
+#pragma unroll
+    for (int j = 0; j < NPL; j++) {
+      const int64_t n = lane + 32 * j;
+      const float sv = a * Sv[r][j] + dt * xv[r] * Bv[j];
+      if (i < p.P && n < p.N) S[i * p.N + n] = sv;
+      part = fmaf(sv, Cv[j], part);
     }
     part = warp_sum(part);
-    if (lane == 0) p.y[b * p.y_stride + h * p.P + i] = part + Dh * x;
+    if (lane == 0 && i < p.P) p.y[b * p.y_stride + h * p.P + i] = part + Dh * xv[r];
   }
 }
 
@@ -227,16 +245,14 @@ void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s) {
 
 void ssd_step(const SsdStepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
-  const dim3 grid(unsigned(p.H), unsigned(p.B));
-  const int th = p.P >= 8 ? 256 : 32 * int(p.P);
+  const dim3 grid(unsigned(p.H), unsigned((p.P + kStepRows - 1) / kStepRows), unsigned(p.B));
   switch ((p.N + 31) / 32) {
-    case 1: ssd_step_kernel<1><<<grid, th, 0, s>>>(p); break;
-    case 2: ssd_step_kernel<2><<<grid, th, 0, s>>>(p); break;
-    case 3: case 4: ssd_step_kernel<4><<<grid, th, 0, s>>>(p); break;
-    case 5: case 6: case 7: case 8: ssd_step_kernel<8><<<grid, th, 0, s>>>(p); break;
+    case 1: launch("ssd_step", ssd_step_kernel<1>, grid, dim3(256), 0, s, p); break;
+    case 2: launch("ssd_step", ssd_step_kernel<2>, grid, dim3(256), 0, s, p); break;
+    case 3: case 4: launch("ssd_step", ssd_step_kernel<4>, grid, dim3(256), 0, s, p); break;
+    case 5: case 6: case 7: case 8: launch("ssd_step", ssd_step_kernel<8>, grid, dim3(256), 0, s, p); break;
     default: throw Error("ssd_step: state size " + std::to_string(p.N) + " exceeds 256");
   }
-  SSM_CUDA_LAUNCH_CHECK("ssd_step");
 }
 
 }  // namespace ssm::kernels::cuda
