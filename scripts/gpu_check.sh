@@ -5,6 +5,7 @@
 #   scripts/gpu_check.sh            # everything
 #   ARCH=80 scripts/gpu_check.sh    # another GPU generation
 #   QUICK=1 scripts/gpu_check.sh    # tests only, no benchmarks
+#   BUILD_ONLY=1 scripts/gpu_check.sh  # configure and build only
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${ARCH:-90a}
@@ -37,6 +38,7 @@ cmake -S . -B "$BUILD" -DSSM_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAKE_
 t0=$(date +%s)
 cmake --build "$BUILD" -j"$JOBS" 2>&1 | grep -E "error|warning: .*\.cu" ; test "${PIPESTATUS[0]}" -eq 0 || exit 1
 echo "build: $(( $(date +%s) - t0 )) s"
+[ -n "${BUILD_ONLY:-}" ] && exit 0
 
 section "GPU tests (ctest -L gpu)"
 (cd "$BUILD" && ctest -L gpu -j4 --timeout 300 --output-on-failure 2>&1 | tail -40) || status=1

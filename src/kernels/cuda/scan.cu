@@ -130,20 +130,25 @@ __device__ void smem_rms(float* v, int64_t n, float eps, float* tmp) {
   __syncthreads();
 }
 
-// grid (ceil(E / channels per block), B); dynamic shared: R + 2N floats (this row's δ | B | C) and the
-// block's dt_proj rows (channels per block × R floats). Everything that does not depend on the previous
-// kernels (A, dt_proj rows, biases) is loaded before pdl_wait(); then one barrier, then the update.
+// grid (ceil(E / channels per block), ceil(B / kStepSeqs)); dynamic shared: the block's dt_proj rows
+// (channels per block × R floats, staged once for up to kStepSeqs sequences) and each sequence's
+// δ | B | C row. Everything that does not depend on the previous kernels (A, dt_proj rows, biases) is
+// loaded before pdl_wait(); then the block's sequences' states and inputs, one barrier, the updates.
+constexpr int kStepSeqs = 8;
+
 template <int SPL>
 __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepParams p, int gs) {
-  extern __shared__ float row[];
+  extern __shared__ float sh[];
   __shared__ float tmp[32];
-  const int64_t b = blockIdx.y, RN = p.R + 2 * p.N;
+  const int64_t RN = p.R + 2 * p.N;
   const int cpb = kScanThreads / gs;  // channels per block
-  const int64_t e0 = int64_t(blockIdx.x) * cpb;
+  const int64_t e0 = int64_t(blockIdx.x) * cpb, b0 = int64_t(blockIdx.y) * kStepSeqs;
+  const int nb = int(min(int64_t(kStepSeqs), p.B - b0));
   const int64_t e = e0 + threadIdx.x / gs;
   const int li = threadIdx.x % gs;
   const bool active = e < p.E;
-  float* dtw = row + RN;  // (cpb, R)
+  float* dtw = sh;              // (cpb, R)
+  float* rows = sh + cpb * p.R;  // (kStepSeqs, RN)
   const int64_t nw = min(int64_t(cpb), p.E - e0) * p.R;
   for (int64_t i = threadIdx.x; i < nw; i += kScanThreads) dtw[i] = load_w(p.dt_w, p.dt_w_dtype, e0 * p.R + i);
   float A[SPL];
@@ -155,45 +160,56 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
   const float Dv = active && p.D ? p.D[e] : 0.f;
   pdl_trigger();
   pdl_wait();
-  for (int64_t i = threadIdx.x; i < RN; i += blockDim.x) row[i] = p.dbc[b * p.dbc_stride + i];
-  float* h = p.states + int64_t(p.slots[b]) * p.slot_stride + e * p.N;
-  float hv[SPL];
-  for (int j = 0; j < SPL; j++) {
-    const int64_t n = li + j * gs;
-    hv[j] = active && n < p.N ? h[n] : 0.f;
-  }
-  const float u = active ? p.u[b * p.u_stride + e] : 0.f;
-  const float zv = active && p.z ? p.z[b * p.z_stride + e] : 0.f;
-  __syncthreads();
-  if (p.bcdt_rms) {
-    smem_rms(row, p.R, p.rms_eps, tmp);
-    smem_rms(row + p.R, p.N, p.rms_eps, tmp);
-    smem_rms(row + p.R + p.N, p.N, p.rms_eps, tmp);
-  }
-  const float* dl = row;
-  const float* Bt = row + p.R;
-  const float* Ct = row + p.R + p.N;
-  float dr = 0.f;  // dt_proj row e · δ
-  if (active) {
-    const float* wr = dtw + (e - e0) * p.R;
-    for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
-  }
-  dr = group_sum(dr, gs);
-  const float dt = softplus_d(dr + bias);
-  float part = 0.f;
-  for (int j = 0; j < SPL; j++) {
-    const int64_t n = li + j * gs;
-    if (active && n < p.N) {
-      const float hn = expf(dt * A[j]) * hv[j] + dt * Bt[n] * u;
-      h[n] = hn;
-      part = fmaf(hn, Ct[n], part);
+  for (int64_t i = threadIdx.x; i < nb * RN; i += blockDim.x) rows[i] = p.dbc[(b0 + i / RN) * p.dbc_stride + i % RN];
+  float hv[kStepSeqs][SPL], u[kStepSeqs], zv[kStepSeqs];
+#pragma unroll
+  for (int q = 0; q < kStepSeqs; q++) {
+    const int64_t b = b0 + q;
+    const bool ok = active && q < nb;
+    float* h = ok ? p.states + int64_t(p.slots[b]) * p.slot_stride + e * p.N : nullptr;
+    for (int j = 0; j < SPL; j++) {
+      const int64_t n = li + j * gs;
+      hv[q][j] = ok && n < p.N ? h[n] : 0.f;
     }
+    u[q] = ok ? p.u[b * p.u_stride + e] : 0.f;
+    zv[q] = ok && p.z ? p.z[b * p.z_stride + e] : 0.f;
   }
-  part = group_sum(part, gs);
-  if (active && li == 0) {
-    float y = part + Dv * u;
-    if (p.z) y *= silu_d(zv);
-    p.y[b * p.y_stride + e] = y;
+  __syncthreads();
+  if (p.bcdt_rms)
+    for (int q = 0; q < nb; q++) {
+      float* row = rows + q * RN;
+      smem_rms(row, p.R, p.rms_eps, tmp);
+      smem_rms(row + p.R, p.N, p.rms_eps, tmp);
+      smem_rms(row + p.R + p.N, p.N, p.rms_eps, tmp);
+    }
+  const float* wr = dtw + (active ? (e - e0) * p.R : 0);
+#pragma unroll
+  for (int q = 0; q < kStepSeqs; q++) {
+    if (q >= nb) break;  // uniform over the block
+    const float* dl = rows + q * RN;
+    const float* Bt = dl + p.R;
+    const float* Ct = dl + p.R + p.N;
+    float dr = 0.f;  // dt_proj row e · δ
+    if (active)
+      for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
+    dr = group_sum(dr, gs);
+    const float dt = softplus_d(dr + bias);
+    float* h = active ? p.states + int64_t(p.slots[b0 + q]) * p.slot_stride + e * p.N : nullptr;
+    float part = 0.f;
+    for (int j = 0; j < SPL; j++) {
+      const int64_t n = li + j * gs;
+      if (active && n < p.N) {
+        const float hn = expf(dt * A[j]) * hv[q][j] + dt * Bt[n] * u[q];
+        h[n] = hn;
+        part = fmaf(hn, Ct[n], part);
+      }
+    }
+    part = group_sum(part, gs);
+    if (active && li == 0) {
+      float y = part + Dv * u[q];
+      if (p.z) y *= silu_d(zv[q]);
+      p.y[(b0 + q) * p.y_stride + e] = y;
+    }
   }
 }
 
@@ -228,8 +244,8 @@ void mamba1_step(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
   const int gs = group_size(p.N);
   const int64_t spl = (p.N + gs - 1) / gs;
-  const dim3 grid(blocks_for(p.E * gs, kScanThreads), unsigned(p.B));
-  const size_t sh = size_t(p.R + 2 * p.N + (kScanThreads / gs) * p.R) * sizeof(float);
+  const dim3 grid(blocks_for(p.E * gs, kScanThreads), blocks_for(p.B, kStepSeqs));
+  const size_t sh = size_t(kStepSeqs * (p.R + 2 * p.N) + (kScanThreads / gs) * p.R) * sizeof(float);
   if (sh > 48 * 1024) throw Error("mamba1_step: dt_rank " + std::to_string(p.R) + " too large for the fused step");
   switch (spl) {
     case 1: launch("mamba1_step", mamba1_step_kernel<1>, grid, dim3(kScanThreads), sh, s, p, gs); break;
