@@ -501,6 +501,16 @@ class CudaLM final : public Model {
         kc::causal_conv1d_step({M, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc, CC}, stream_);
         kc::ssd_step({M, c_.n_heads, c_.head_dim, c_.n_groups, N, b.xc, CC, b.proj + E + CC, W, l.dt_bias, l.A, l.D,
                       b.xc + E, CC, b.xc + E + GN, CC, c_.dt_min, c_.dt_max, st + (K - 1) * CC, sf_, b.slots, b.y, E}, stream_);
+        // Small batches: the gated RMSNorm runs inside out_proj's GEMV (it stages y·silu(z), normalised).
+        if (M <= kc::Blas::kGemvMaxM && size_t(M * E) * 4 <= kc::kGemvMaxSmem && E % 4 == 0 && !c_.norm_before_gate && !fuse_off_) {
+          kc::LinearArgs a{M, D, E, b.y, E, l.out_proj.w, l.out_proj.t, l.out_proj.b, b.h, D,
+                           c_.gated_norm ? l.gnorm_w : nullptr, c_.norm_eps, true};
+          a.gate = b.proj;
+          a.gate_stride = W;
+          a.norm_group = c_.gated_norm ? c_.norm_group : 0;
+          blas_.linear(a, stream_);
+          continue;
+        }
         gate(l, M, b);
       }
       linear(l.out_proj, b.y, M, E, b.h, D, nullptr, true);

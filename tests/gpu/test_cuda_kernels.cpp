@@ -59,6 +59,37 @@ INSTANTIATE_TEST_SUITE_P(
                       LinCase{77, 45, 37, DType::F32, true, true, true},          // f32 cuBLASLt, odd
                       LinCase{17, 129, 64, DType::F16, false, false, true}));
 
+// Mamba-2 decode: the gated, grouped RMSNorm fused into out_proj's GEMV, against the reference norm
+// followed by the reference linear (and the residual add).
+TEST(CudaKernels, GemvGatedGroupNorm) {
+  SKIP_WITHOUT_GPU();
+  for (int64_t group : {int64_t(0), int64_t(5120), int64_t(640)})
+    for (int64_t M : {int64_t(1), int64_t(3)}) {
+      const int64_t K = 5120, N = 2560, gs = K + 336;
+      auto x = randn(static_cast<size_t>(M * K), 1), g = randn(static_cast<size_t>(M * gs), 2), nw = randn(static_cast<size_t>(K), 3, 0.1f, 1.f);
+      auto wf = randn(static_cast<size_t>(N * K), 4, 0.02f), y0 = randn(static_cast<size_t>(M * N), 5);
+      Tensor w = Tensor::from_f32(wf.data(), DType::BF16, {N, K});
+      std::vector<float> xn(x.size()), ref(y0.size());
+      if (group == 0) {  // gate only
+        for (int64_t m = 0; m < M; m++)
+          for (int64_t k = 0; k < K; k++) xn[size_t(m * K + k)] = x[size_t(m * K + k)] * kernels::silu(g[size_t(m * gs + k)]);
+      } else {
+        kr::rms_norm({M, K, group, x.data(), K, nw.data(), g.data(), gs, false, 1e-5f, xn.data(), K});
+      }
+      kr::linear({M, N, K, xn.data(), K, w.raw(), DType::BF16, nullptr, ref.data(), N});
+      for (size_t i = 0; i < ref.size(); i++) ref[i] += y0[i];
+      DevBuf<float> dx(x), dg(g), dnw(nw), dy(y0);
+      DevBuf<uint8_t> dw(w.nbytes());
+      cudaMemcpy(dw.p, w.raw(), w.nbytes(), cudaMemcpyHostToDevice);
+      kc::LinearArgs a{M, N, K, dx.p, K, dw.p, DType::BF16, nullptr, dy.p, N, group ? dnw.p : nullptr, 1e-5f, true};
+      a.gate = dg.p;
+      a.gate_stride = gs;
+      a.norm_group = group;
+      kc::gemv(a, nullptr);
+      EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "group " << group << " M " << M;
+    }
+}
+
 TEST(CudaKernels, RmsNormGroupedGated) {
   SKIP_WITHOUT_GPU();
   for (bool nbg : {false, true})

@@ -35,23 +35,38 @@ __global__ void conv_state_kernel(ConvParams p) {
   for (int64_t k = 0; k < K - 1; k++) p.state[k * p.C + c] = nw[k];
 }
 
+// One channel of one sequence: all loads (window, taps, input) first, then the window shift and the
+// output (the stores would otherwise order the loads one after another).
+__device__ __forceinline__ float conv_step_one(const ConvStepParams& p, int64_t b, int64_t c) {
+  const int K = int(p.K);
+  float* st = p.states + int64_t(p.slots[b]) * p.slot_stride;
+  float win[kMaxK], w[kMaxK];
+#pragma unroll
+  for (int k = 0; k < kMaxK; k++) {
+    win[k] = k < K - 1 ? st[k * p.C + c] : 0.f;
+    w[k] = k < K - 1 ? p.w[c * K + k] : 0.f;
+  }
+  const float wl = p.w[c * K + K - 1], xn = p.x[b * p.x_stride + c];
+  float acc = p.bias ? p.bias[c] : 0.f;
+#pragma unroll
+  for (int k = 0; k < kMaxK; k++)
+    if (k < K - 1) acc = fmaf(w[k], win[k], acc);
+  acc = fmaf(wl, xn, acc);
+#pragma unroll
+  for (int k = 1; k < kMaxK; k++)
+    if (k < K - 1) st[(k - 1) * p.C + c] = win[k];
+  if (K > 1) st[(K - 2) * p.C + c] = xn;
+  return p.silu ? silu_d(acc) : acc;
+}
+
 __global__ void conv_step_kernel(ConvStepParams p) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   pdl_trigger();
   pdl_wait();
   if (i >= p.B * p.C) return;
-  const int64_t b = i / p.C, c = i % p.C, K = p.K;
-  float* st = p.states + int64_t(p.slots[b]) * p.slot_stride;
-  const float xn = p.x[b * p.x_stride + c];
-  float acc = p.bias ? p.bias[c] : 0.f;
-  for (int64_t k = 0; k < K - 1; k++) {
-    const float v = st[k * p.C + c];
-    acc = fmaf(p.w[c * K + k], v, acc);
-    if (k > 0) st[(k - 1) * p.C + c] = v;  // shift the window left by one
-  }
-  acc = fmaf(p.w[c * K + K - 1], xn, acc);
-  if (K > 1) st[(K - 2) * p.C + c] = xn;
-  p.y[b * p.y_stride + c] = p.silu ? silu_d(acc) : acc;
+  const int64_t b = i / p.C, c = i % p.C;
+  const float out = conv_step_one(p, b, c);
+  p.y[b * p.y_stride + c] = out;
 }
 
 // One block per slice of kCs channels: conv step of its channels for every sequence (into shared
@@ -80,20 +95,10 @@ __global__ void __launch_bounds__(kXpThreads) conv_xproj_kernel(ConvXprojParams 
     for (int64_t i = threadIdx.x; i < p.zero_n; i += kXpThreads) p.zero[i] = 0.f;
   if (threadIdx.x < MB * kCs) {
     const int b = threadIdx.x / kCs, k0 = threadIdx.x % kCs;
-    const int64_t ch = c0 + k0, K = c.K;
+    const int64_t ch = c0 + k0;
     float out = 0.f;
     if (b < c.B && ch < c.C) {
-      float* st = c.states + int64_t(c.slots[b]) * c.slot_stride;
-      const float xn = c.x[b * c.x_stride + ch];
-      float acc = c.bias ? c.bias[ch] : 0.f;
-      for (int64_t k = 0; k < K - 1; k++) {
-        const float v = st[k * c.C + ch];
-        acc = fmaf(c.w[ch * K + k], v, acc);
-        if (k > 0) st[(k - 1) * c.C + ch] = v;
-      }
-      acc = fmaf(c.w[ch * K + K - 1], xn, acc);
-      if (K > 1) st[(K - 2) * c.C + ch] = xn;
-      out = c.silu ? silu_d(acc) : acc;
+      out = conv_step_one(c, b, ch);
       c.y[b * c.y_stride + ch] = out;
     }
     xs[b][k0] = out;

@@ -28,6 +28,10 @@ struct LinearArgs {
   const float* norm_w;   // (K) nullable: x is RMS-normalised on the fly with this weight (block pre-norm)
   float eps;
   bool accumulate;       // y += result (residual add)
+  // GEMV path only (M <= 8): x ← x·silu(gate) before the norm, which then runs over groups of
+  // norm_group columns (0: all K) — Mamba-2's gated RMSNorm (norm_before_gate=False) fused into out_proj.
+  const float* gate = nullptr; int64_t gate_stride = 0;
+  int64_t norm_group = 0;
 };
 
 // Owns the cuBLASLt handle, its workspace and the scratch that holds activations converted to the
@@ -55,6 +59,9 @@ class Blas {
   std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t, int64_t>, Plan*> plans_;
 };
 
+// x of the shared-memory GEMV (M·K·4 bytes) must fit in this; larger inputs take a slower GEMV and
+// cannot be gated.
+inline constexpr size_t kGemvMaxSmem = 96 * 1024;
 // The GEMV path on its own (M <= 8), for tests.
 void gemv(const LinearArgs& a, cudaStream_t stream);
 

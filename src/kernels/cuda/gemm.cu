@@ -44,7 +44,6 @@ void check_lt(cublasStatus_t s, const char* what) {
 }
 
 constexpr int kGemvThreads = 256;
-constexpr size_t kGemvMaxSmem = 96 * 1024;
 
 // Block: 8 warps; `wpr` warps share one output row (split-K), so a block covers 8/wpr rows.
 template <class WT, int M>
@@ -150,24 +149,36 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
   }
   pdl_trigger();
   pdl_wait();  // x and y belong to the previous kernel until here
-  // Stage x (normalised) in shared memory.
+  // Stage x (gated, normalised) in shared memory.
+  const int64_t G = a.norm_group > 0 ? a.norm_group : K;
   for (int m = 0; m < M; m++) {
     const float* x = a.x + m * a.x_stride;
+    const float* g = a.gate ? a.gate + m * a.gate_stride : nullptr;
     float ss = 0.f;
     for (int64_t k = threadIdx.x * 4; k < K; k += kGemvThreads * 4) {
       float4 v = *reinterpret_cast<const float4*>(x + k);
+      if (g) v.x *= silu_d(g[k]), v.y *= silu_d(g[k + 1]), v.z *= silu_d(g[k + 2]), v.w *= silu_d(g[k + 3]);
       *reinterpret_cast<float4*>(xs + m * K + k) = v;
       ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     }
-    if (a.norm_w) {
+    if (a.norm_w && G == K) {
       ss = block_sum(ss, tmp);
       if (threadIdx.x == 0) rs[m] = rsqrtf(ss / float(K) + a.eps);
     }
   }
   __syncthreads();
-  if (a.norm_w) {
+  if (a.norm_w && G == K) {
     for (int m = 0; m < M; m++)
       for (int64_t k = threadIdx.x; k < K; k += kGemvThreads) xs[m * K + k] *= rs[m] * a.norm_w[k];
+    __syncthreads();
+  } else if (a.norm_w) {  // grouped norm: one block-wide sum per (row, group)
+    for (int m = 0; m < M; m++)
+      for (int64_t g0 = 0; g0 < K; g0 += G) {
+        float ss = 0.f;
+        for (int64_t k = g0 + threadIdx.x; k < g0 + G; k += kGemvThreads) ss += xs[m * K + k] * xs[m * K + k];
+        const float r = rsqrtf(block_sum(ss, tmp) / float(G) + a.eps);
+        for (int64_t k = g0 + threadIdx.x; k < g0 + G; k += kGemvThreads) xs[m * K + k] *= r * a.norm_w[k];
+      }
     __syncthreads();
   }
 
@@ -254,8 +265,20 @@ void launch_gemv_smem(const LinearArgs& a, int wpr, size_t smem, cudaStream_t s)
   }
   int occ = 0;
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_smem_kernel<WT, M>, kGemvThreads, smem), "gemv occupancy");
+  const int64_t cap = int64_t(std::max(occ, 1)) * sms;
+  // Warps per row: the split whose row slots fill the resident blocks most evenly (the last round of
+  // a persistent grid is the tail), among those leaving each lane at least two 16-byte vectors a row.
+  if (wpr == 0) {
+    double best = -1.0;
+    for (int w = 1; w <= 8; w *= 2) {
+      if (w > 1 && a.K < int64_t(w) * 32 * 2 * Vec<WT>::n) break;
+      const int64_t units = (a.N + 8 / w - 1) / (8 / w), rounds = (units + cap - 1) / cap;
+      const double eff = double(units) / double(rounds * std::min(units, cap)) - 0.001 * w;
+      if (eff > best) best = eff, wpr = w;
+    }
+  }
   const int64_t rpb = 8 / wpr, need = (a.N + rpb - 1) / rpb;
-  const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(need, int64_t(std::max(occ, 1)) * sms)));
+  const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(need, cap)));
   launch("gemv", gemv_smem_kernel<WT, M>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
 }
 
@@ -269,9 +292,11 @@ void launch_gemv(const LinearArgs& a, cudaStream_t s) {
   int wpr = a.N >= 8192 ? 1 : a.N >= 4096 ? 2 : a.N >= 2048 ? 4 : 8;
   while (wpr > 1 && a.K < int64_t(wpr) * 32 * V) wpr /= 2;
   const size_t smem = size_t(a.M) * size_t(a.K) * sizeof(float);
-  if (vec && a.K % 4 == 0 && smem <= kGemvMaxSmem && !getenv_flag("SSM_GEMV_OLD")) {
+  const bool smem_ok = vec && a.K % 4 == 0 && smem <= kGemvMaxSmem;
+  if (a.gate && !smem_ok) throw Error("gemv: a gated input needs the shared-memory GEMV (M*K*4 <= 96 KiB, aligned)");
+  if (smem_ok && (a.gate || !getenv_flag("SSM_GEMV_OLD"))) {
     switch (a.M) {
-#define SSM_GEMV_CASE(m) case m: launch_gemv_smem<WT, m>(a, wpr, smem, s); break;
+#define SSM_GEMV_CASE(m) case m: launch_gemv_smem<WT, m>(a, 0, smem, s); break;
       SSM_GEMV_CASE(1) SSM_GEMV_CASE(2) SSM_GEMV_CASE(3) SSM_GEMV_CASE(4)
       SSM_GEMV_CASE(5) SSM_GEMV_CASE(6) SSM_GEMV_CASE(7) SSM_GEMV_CASE(8)
 #undef SSM_GEMV_CASE
@@ -388,6 +413,7 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
 void Blas::linear(const LinearArgs& a, cudaStream_t s) {
   if (a.M <= 0 || a.N <= 0) return;
   if (a.M <= kGemvMaxM) return gemv(a, s);
+  if (a.gate) throw Error("linear: a gated input is only supported for M <= 8 (internal)");
   const void* xb = a.x;
   int64_t ldb = a.x_stride;
   if (a.w_dtype != DType::F32 || a.norm_w) {

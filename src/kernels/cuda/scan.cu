@@ -130,6 +130,51 @@ __device__ void smem_rms(float* v, int64_t n, float eps, float* tmp) {
   __syncthreads();
 }
 
+// dst[0, n) = w[off, off + n) widened to f32, by the whole block: 16-byte loads, all issued before
+// the first is stored (one memory round trip) when the range is 16-byte aligned, else scalar loads
+// in batches of 8.
+template <class WT>
+__device__ void stage_rows_t(float* dst, const WT* w, int64_t n) {
+  constexpr int V = Vec<WT>::n, kMax = 4;
+  if ((reinterpret_cast<uintptr_t>(w) & 15) == 0 && n % V == 0) {
+    const int64_t nv = n / V;
+    for (int64_t base = 0; base < nv; base += int64_t(kMax) * blockDim.x) {
+      uint4 raw[kMax];
+#pragma unroll
+      for (int u = 0; u < kMax; u++) {
+        const int64_t i = base + threadIdx.x + int64_t(u) * blockDim.x;
+        if (i < nv) raw[u] = __ldg(reinterpret_cast<const uint4*>(w) + i);
+      }
+#pragma unroll
+      for (int u = 0; u < kMax; u++) {
+        const int64_t i = base + threadIdx.x + int64_t(u) * blockDim.x;
+        if (i < nv) Vec<WT>::widen(raw[u], dst + i * V);
+      }
+    }
+    return;
+  }
+  for (int64_t base = 0; base < n; base += 8 * int64_t(blockDim.x)) {
+    float v[8];
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+      const int64_t i = base + threadIdx.x + int64_t(u) * blockDim.x;
+      v[u] = i < n ? to_f(w[i]) : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+      const int64_t i = base + threadIdx.x + int64_t(u) * blockDim.x;
+      if (i < n) dst[i] = v[u];
+    }
+  }
+}
+__device__ void stage_rows(float* dst, const void* w, DType t, int64_t off, int64_t n) {
+  switch (t) {
+    case DType::BF16: return stage_rows_t(dst, static_cast<const __nv_bfloat16*>(w) + off, n);
+    case DType::F16: return stage_rows_t(dst, static_cast<const __half*>(w) + off, n);
+    default: return stage_rows_t(dst, static_cast<const float*>(w) + off, n);
+  }
+}
+
 // grid (ceil(E / channels per block), ceil(B / kStepSeqs)); dynamic shared: the block's dt_proj rows
 // (channels per block × R floats, staged once for up to kStepSeqs sequences) and each sequence's
 // δ | B | C row. Everything that does not depend on the previous kernels (A, dt_proj rows, biases) is
@@ -149,8 +194,7 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
   const bool active = e < p.E;
   float* dtw = sh;              // (cpb, R)
   float* rows = sh + cpb * p.R;  // (kStepSeqs, RN)
-  const int64_t nw = min(int64_t(cpb), p.E - e0) * p.R;
-  for (int64_t i = threadIdx.x; i < nw; i += kScanThreads) dtw[i] = load_w(p.dt_w, p.dt_w_dtype, e0 * p.R + i);
+  stage_rows(dtw, p.dt_w, p.dt_w_dtype, e0 * p.R, min(int64_t(cpb), p.E - e0) * p.R);
   float A[SPL];
   for (int j = 0; j < SPL; j++) {
     const int64_t n = li + j * gs;

@@ -172,10 +172,10 @@ __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) 
 
 // grid (H, ceil(P / kStepRows), B), 8 warps: each warp owns kStepRows/8 state rows of one head and
 // loads all of them (and its x values) before it updates any, so a block waits on memory once.
-constexpr int kStepRows = 32, kStepRpw = kStepRows / 8;
-
-template <int NPL>
+// Batches above 8 use 64 rows per block (fewer, longer blocks: the launch is many waves deep).
+template <int NPL, int kStepRpw>
 __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
+  constexpr int kStepRows = 8 * kStepRpw;
   const int64_t h = blockIdx.x, b = blockIdx.z, g = h / (p.H / p.G);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const float Ah = p.A[h], bias = p.dt_bias[h], Dh = p.D ? p.D[h] : 0.f;
@@ -243,16 +243,22 @@ void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s) {
   SSM_CUDA_LAUNCH_CHECK("ssd out");
 }
 
-void ssd_step(const SsdStepParams& p, cudaStream_t s) {
-  if (p.B <= 0) return;
-  const dim3 grid(unsigned(p.H), unsigned((p.P + kStepRows - 1) / kStepRows), unsigned(p.B));
+template <int RPW>
+static void launch_ssd_step(const SsdStepParams& p, cudaStream_t s) {
+  const dim3 grid(unsigned(p.H), unsigned((p.P + 8 * RPW - 1) / (8 * RPW)), unsigned(p.B));
   switch ((p.N + 31) / 32) {
-    case 1: launch("ssd_step", ssd_step_kernel<1>, grid, dim3(256), 0, s, p); break;
-    case 2: launch("ssd_step", ssd_step_kernel<2>, grid, dim3(256), 0, s, p); break;
-    case 3: case 4: launch("ssd_step", ssd_step_kernel<4>, grid, dim3(256), 0, s, p); break;
-    case 5: case 6: case 7: case 8: launch("ssd_step", ssd_step_kernel<8>, grid, dim3(256), 0, s, p); break;
+    case 1: launch("ssd_step", ssd_step_kernel<1, RPW>, grid, dim3(256), 0, s, p); break;
+    case 2: launch("ssd_step", ssd_step_kernel<2, RPW>, grid, dim3(256), 0, s, p); break;
+    case 3: case 4: launch("ssd_step", ssd_step_kernel<4, RPW>, grid, dim3(256), 0, s, p); break;
+    case 5: case 6: case 7: case 8: launch("ssd_step", ssd_step_kernel<8, RPW>, grid, dim3(256), 0, s, p); break;
     default: throw Error("ssd_step: state size " + std::to_string(p.N) + " exceeds 256");
   }
+}
+
+void ssd_step(const SsdStepParams& p, cudaStream_t s) {
+  if (p.B <= 0) return;
+  if (p.B > 8 && p.N <= 128) launch_ssd_step<8>(p, s);
+  else launch_ssd_step<4>(p, s);
 }
 
 }  // namespace ssm::kernels::cuda
