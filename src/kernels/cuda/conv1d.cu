@@ -10,10 +10,11 @@ namespace {
 
 constexpr int kMaxK = 8;
 
+// grid (ceil(C / 256), L): no 64-bit division per element.
 __global__ void conv_prefill_kernel(ConvParams p) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= p.L * p.C) return;
-  const int64_t t = i / p.C, c = i % p.C, K = p.K;
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, t = blockIdx.y;
+  if (c >= p.C) return;
+  const int64_t K = p.K;
   float acc = p.bias ? p.bias[c] : 0.f;
   for (int64_t k = 0; k < K; k++) {
     const int64_t j = t - (K - 1) + k;  // input time of tap k
@@ -162,7 +163,8 @@ void conv_xproj_step(const ConvXprojParams& p, cudaStream_t s) {
 void causal_conv1d(const ConvParams& p, cudaStream_t s) {
   if (p.K > kMaxK) throw Error("causal_conv1d: conv width " + std::to_string(p.K) + " exceeds " + std::to_string(kMaxK));
   if (p.L <= 0) return;
-  conv_prefill_kernel<<<blocks_for(p.L * p.C, 256), 256, 0, s>>>(p);
+  if (p.L > 65535) throw Error("causal_conv1d: blocks of more than 65535 tokens (internal)");
+  conv_prefill_kernel<<<dim3(blocks_for(p.C, 256), unsigned(p.L)), 256, 0, s>>>(p);
   SSM_CUDA_LAUNCH_CHECK("causal_conv1d");
   if (p.K > 1) conv_state_kernel<<<blocks_for(p.C, 256), 256, 0, s>>>(p);
   SSM_CUDA_LAUNCH_CHECK("causal_conv1d state");

@@ -29,6 +29,8 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
+__device__ __forceinline__ float p_bias(const ScanParams& p, int64_t e) { return p.dt_bias ? p.dt_bias[e] : 0.f; }
+
 size_t scan_smem_floats(int64_t N, int gs) {
   const int64_t cpb = kPsThreads / gs;
   return size_t(2 * (3 * kTc * cpb + 2 * kTc * N) + kTc * cpb);
@@ -71,7 +73,6 @@ __global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs) 
     h[j] = ok ? p.h[e * p.N + n] : 0.f;
     A[j] = ok ? p.A[e * p.N + n] : 0.f;
   }
-  const float bias = active && p.dt_bias ? p.dt_bias[e] : 0.f;
   const float Dv = active && p.D ? p.D[e] : 0.f;
   issue(0, 0);
   for (int64_t t0 = 0, c = 0; t0 < p.L; t0 += kTc, c++) {
@@ -83,28 +84,39 @@ __global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs) 
       cp_async_wait<0>();
     }
     __syncthreads();
-    const float* d = sm + (c & 1) * S;
+    float* d = sm + (c & 1) * S;
+    // Per (step, channel) work once, not once per lane: Δ = softplus(δ + bias), Δ·u, silu(z).
+    for (int i = threadIdx.x; i < len * cpb; i += kPsThreads) {
+      const int64_t ee = e0 + i % cpb;
+      if (ee < p.E) {
+        const float dt = softplus_d(d[kTc * cpb + i] + p_bias(p, ee));
+        d[kTc * cpb + i] = dt;
+        if (p.z) d[2 * kTc * cpb + i] = silu_d(d[2 * kTc * cpb + i]);
+      }
+    }
+    __syncthreads();
     const float* su = d;
     const float* sd = d + kTc * cpb;
     const float* sz = d + 2 * kTc * cpb;
-    const float* sB = d + 3 * kTc * cpb;
-    const float* sC = sB + kTc * p.N;
+    const int N = int(p.N);
+    const float* sB = d + 3 * kTc * cpb + li;
+    const float* sC = sB + kTc * N;
 #pragma unroll 4
-    for (int tt = 0; tt < len; tt++) {
+    for (int tt = 0; tt < int(len); tt++) {
       const float u = su[tt * cpb + k];
-      const float dt = softplus_d(sd[tt * cpb + k] + bias);
+      const float dt = sd[tt * cpb + k], du = dt * u;
       float part = 0.f;
+#pragma unroll
       for (int j = 0; j < SPL; j++) {
-        const int64_t n = li + j * gs;
-        if (n < p.N) {
-          h[j] = expf(dt * A[j]) * h[j] + dt * sB[tt * p.N + n] * u;
-          part = fmaf(h[j], sC[tt * p.N + n], part);
+        if (li + j * gs < N) {
+          h[j] = fmaf(__expf(dt * A[j]), h[j], du * sB[tt * N + j * gs]);
+          part = fmaf(h[j], sC[tt * N + j * gs], part);
         }
       }
       part = group_sum(part, gs);
       if (li == 0) {
-        float y = part + Dv * u;
-        if (p.z) y *= silu_d(sz[tt * cpb + k]);
+        float y = fmaf(Dv, u, part);
+        if (p.z) y *= sz[tt * cpb + k];
         ys[tt * cpb + k] = y;
       }
     }
