@@ -11,6 +11,7 @@
 
 #include "core/npy.hpp"
 #include "gpu/gpu_util.hpp"
+#include "models/shapes.hpp"
 #include "runtime/generate.hpp"
 #include "ssm/model.hpp"
 
@@ -180,6 +181,60 @@ TEST(CudaModel, ErrorsAreClear) {
   o.device = "cuda";
   o.dtype = "int4";
   EXPECT_THROW(Model::load(dir, o), Error);
+}
+
+// Out of GPU memory is an ssm::Error that says so, for the weights and for the state pool, and the
+// process can go on: most of the free memory is held by the test, then a model is loaded into the rest.
+TEST(CudaModel, OutOfMemoryIsAClearError) {
+  SKIP_WITHOUT_GPU();
+  auto is_oom = [](const Error& e) { return std::string(e.what()).find("GPU out of memory") != std::string::npos; };
+  std::vector<void*> hog;
+  auto hold_all_but = [&](size_t keep) {
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    const size_t chunk = size_t(256) << 20;
+    while (fr > keep + chunk) {
+      void* p = nullptr;
+      if (cudaMalloc(&p, chunk) != cudaSuccess) break;
+      hog.push_back(p);
+      cudaMemGetInfo(&fr, &tot);
+    }
+    cudaGetLastError();
+  };
+  auto release = [&] {
+    for (void* p : hog) cudaFree(p);
+    hog.clear();
+  };
+  LoadOptions o = cuda("bf16");
+  o.max_batch = 4096;
+  hold_all_but(size_t(100) << 20);  // mamba-130m in bf16 needs ~260 MiB of weights
+  bool threw = false;
+  try {
+    random_model("mamba-130m", DType::BF16, o);
+  } catch (const Error& e) {
+    threw = true;
+    EXPECT_TRUE(is_oom(e)) << e.what();
+  }
+  EXPECT_TRUE(threw);
+  release();
+  // Weights fit, but growing the state pool towards 4096 sequences (~2.4 GiB at mamba-130m) does not.
+  auto m = random_model("mamba-130m", DType::BF16, o);
+  hold_all_but(size_t(64) << 20);
+  std::vector<State> states;
+  threw = false;
+  try {
+    for (int i = 0; i < 4096; i++) states.push_back(m->new_state());
+  } catch (const Error& e) {
+    threw = true;
+    EXPECT_TRUE(is_oom(e)) << e.what();
+  }
+  release();
+  EXPECT_TRUE(threw);
+  // The model still works after the failed growth.
+  int32_t t = 3;
+  std::vector<float> logits(static_cast<size_t>(m->config().vocab));
+  State s = states.empty() ? m->new_state() : std::move(states[0]);
+  EXPECT_NO_THROW(m->prefill(&t, 1, s, logits.data(), false));
 }
 
 TEST(CudaModel, StepSampleGreedyIsArgmax) {
