@@ -110,6 +110,14 @@ def bench_mamba_ssm(shape, prompts, gen, batches, reps):
         note("mamba_ssm has no FalconMamba B/C/dt norms; skipping falcon-mamba-7b for that peer")
         return None
     ssm_cfg = {"layer": "Mamba2"} if fam == "mamba2" else {}
+    if fam == "mamba2":
+        try:
+            import causal_conv1d  # noqa: F401
+        except ImportError:
+            # Its fused prefill path needs causal_conv1d's CUDA kernels; without that package the
+            # module's other path runs the conv in PyTorch and the SSD scan in its Triton kernels.
+            ssm_cfg["use_mem_eff_path"] = False
+            note("causal_conv1d not installed: mamba_ssm Mamba-2 prefill runs with use_mem_eff_path=False")
     cfg = MambaConfig(d_model=d, n_layer=n, vocab_size=v, ssm_cfg=ssm_cfg, rms_norm=True, residual_in_fp32=True,
                       fused_add_norm=True, pad_vocab_size_multiple=16 if fam == "mamba2" else 8)
     m = MambaLMHeadModel(cfg, device="cuda", dtype=torch.bfloat16).eval()
