@@ -28,7 +28,7 @@ if ls "$DEPS"/*.deb >/dev/null 2>&1; then
   export PKG_CONFIG_SYSROOT_DIR=$D PKG_CONFIG_LIBDIR=$A/openblas-pthread/pkgconfig:$A/pkgconfig:$D/usr/share/pkgconfig
   export LD_LIBRARY_PATH=$A/openblas-pthread:$A${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   extra=(-DPKG_CONFIG_EXECUTABLE=$D/usr/bin/pkgconf -Dnlohmann_json_DIR=$D/usr/share/cmake/nlohmann_json
-         -DCLI11_DIR=$D/usr/share/cmake/CLI11 -DGTest_DIR=$A/cmake/GTest)
+         -DCLI11_DIR=$D/usr/share/cmake/CLI11 -DGTest_DIR=$A/cmake/GTest -DCMAKE_PREFIX_PATH=$D/usr)
   echo "using build dependencies from $DEPS"
 fi
 

@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libpcre2-dev libfmt-dev
-  libopenblas-dev libhwy-dev libfftw3-dev
+  libopenblas-dev libdnnl-dev libhwy-dev libfftw3-dev
 )
 
 missing=()

@@ -4,6 +4,8 @@
 // equal to the CPU's; state fork/save/restore; batched decode equal to one-at-a-time decode.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -251,7 +253,38 @@ TEST(CudaModel, StepSampleGreedyIsArgmax) {
   State* sb = &b;
   m->step(&tok, 1, &sa, logits.data());
   m->step_sample(&tok, 1, &sb, SampleParams{}, 0, &next);
-  EXPECT_EQ(next, int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+  const int32_t best = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  std::vector<float> sorted = logits;
+  std::sort(sorted.rbegin(), sorted.rend());
+  ASSERT_GE(next, 0);
+  ASSERT_LT(next, V);
+  EXPECT_EQ(next, best) << "step's argmax " << best << " (logit " << logits[size_t(best)] << "), step_sample chose "
+                        << next << " (logit " << logits[size_t(next)] << "); top two " << sorted[0] << ", " << sorted[1];
+}
+
+// Decode is deterministic: the same state and token give bit-identical logits (no float atomics
+// whose order could change between launches).
+TEST(CudaModel, DecodeIsDeterministic) {
+  SKIP_WITHOUT_GPU();
+  for (const char* fx : {"mamba1_bf16_untied", "mamba2_groups"}) {
+    auto m = Model::load(std::string(SSM_FIXTURE_DIR) + "/" + fx, cuda("bf16"));
+    const size_t V = size_t(m->vocab());
+    State a = m->new_state(), b = m->new_state();
+    std::vector<int32_t> p = {3, 1, 4, 1, 5};
+    m->prefill(p.data(), 5, a, nullptr, false);
+    m->copy_state(a, b);
+    int32_t tok = 2;
+    std::vector<float> la(V), lb(V);
+    State* sa = &a;
+    State* sb = &b;
+    for (int t = 0; t < 4; t++) {
+      m->step(&tok, 1, &sa, la.data());
+      m->step(&tok, 1, &sb, lb.data());
+      float d = 0.f;
+      for (size_t i = 0; i < V; i++) d = std::max(d, std::abs(la[i] - lb[i]));
+      EXPECT_EQ(d, 0.f) << fx << " step " << t << ": max |difference| " << d;
+    }
+  }
 }
 
 }  // namespace
