@@ -11,13 +11,13 @@ mkdir -p "$OUT"
 BUILD_ONLY=1 bash scripts/gpu_check.sh 2>&1 | tail -5
 (cd "$BUILD" && ctest -L gpu -j4 --timeout 300 --output-on-failure >"$OUT/ctest.log" 2>&1)
 grep -E "tests passed|FAILED|Failed|Failure|Expected|Which is|actual|max \|difference|step's argmax" "$OUT/ctest.log" | head -40
-for v in SSM_CUDA_NOFUSE=0 SSM_CUDA_NOFUSE=1 SSM_PDL=0; do
+for v in SSM_CUDA_FUSE_XPROJ=0 SSM_CUDA_FUSE_XPROJ=1 SSM_PDL=0; do
   echo "== $v"
   env "$v" "$BUILD"/tests/ssm_gpu_tests --gtest_filter='CudaModel.StepSample*:CudaModel.DecodeIs*' 2>&1 |
     grep -E "OK|FAILED|argmax|difference" | head -12
 done
 B="$BUILD/bin/ssm bench --device cuda --dtype bf16 -r 3"
-for v in SSM_CUDA_NOFUSE=0 SSM_CUDA_NOFUSE=1 SSM_GEMV_OLD=1 SSM_PDL=0; do
+for v in SSM_CUDA_FUSE_XPROJ=0 SSM_CUDA_FUSE_XPROJ=1 SSM_CUDA_NOFUSE=1 SSM_GEMV_OLD=1 SSM_PDL=0; do
   echo "== mamba-2.8b decode, $v"
   env "$v" $B --shape mamba-2.8b -p 0 -n 128 -b 1,8 | grep "tg128"
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where decode and prefill time goes on the GPU, run after scripts/gpu_check.sh built $BUILD:
 #   * A/B decode and prefill timings of the switchable variants (SSM_GEMV_OLD=1: the previous GEMV;
-#     SSM_PDL=0: no programmatic dependent launch; SSM_CUDA_NOFUSE=1: unfused Mamba-1 conv/x_proj);
+#     SSM_PDL=0: no programmatic dependent launch; SSM_CUDA_NOFUSE=1: no fused decode kernels;
+#     SSM_CUDA_FUSE_XPROJ=1: the fused, not bit-reproducible Mamba-1 conv+x_proj step);
 #   * an Nsight Compute per-kernel summary (duration, DRAM throughput) of a short run per shape.
 #   SHAPES="mamba-2.8b mamba2-2.7b" BATCHES=1,64 scripts/gpu_profile.sh
 set -uo pipefail
@@ -16,7 +17,7 @@ for s in $SHAPES; do
   printf '\n==== %s: default ====\n' "$s"
   $B --shape "$s" -p "$PROMPTS" -n 128 -b "$BATCHES"
   if [ -n "${AB-1}" ]; then
-    for v in SSM_GEMV_OLD=1 SSM_PDL=0 SSM_CUDA_NOFUSE=1; do
+    for v in SSM_GEMV_OLD=1 SSM_PDL=0 SSM_CUDA_NOFUSE=1 SSM_CUDA_FUSE_XPROJ=1; do
       printf '\n==== %s: %s ====\n' "$s" "$v"
       env "$v" $B --shape "$s" -p 0 -n 128 -b "$BATCHES"
     done

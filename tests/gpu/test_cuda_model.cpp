@@ -262,8 +262,9 @@ TEST(CudaModel, StepSampleGreedyIsArgmax) {
                         << next << " (logit " << logits[size_t(next)] << "); top two " << sorted[0] << ", " << sorted[1];
 }
 
-// Decode is deterministic: the same state and token give bit-identical logits (no float atomics
-// whose order could change between launches).
+// Decode is deterministic by default: the same state and token give bit-identical logits (no float
+// atomics whose order could change between launches). SSM_CUDA_FUSE_XPROJ=1 trades this away for
+// speed on Mamba-1, and this test fails under it (seen on the H200: differences up to 1.8e-7).
 TEST(CudaModel, DecodeIsDeterministic) {
   SKIP_WITHOUT_GPU();
   for (const char* fx : {"mamba1_bf16_untied", "mamba2_groups"}) {
