@@ -1,6 +1,7 @@
-// A persistent thread pool for the CPU kernels: workers are created once and reused by every op, so
-// a decode step pays no thread creation. parallel_for splits [0, n) into contiguous ranges, one per
-// participating thread (the caller is one of them), and returns when all are done. Workers spin
+// A persistent thread pool for the CPU kernels (OpenMP's team, shared with oneDNN): threads are
+// created once and reused by every op, so a decode step pays no thread creation. parallel_for splits
+// [0, n) into contiguous ranges, one per participating thread (the caller is one of them), and
+// returns when all are done; an exception thrown by fn is rethrown to the caller. Threads spin
 // briefly after each job before sleeping, because decode issues hundreds of short jobs per token.
 //
 //   ssm::parallel_for(rows, 16, [&](int64_t r0, int64_t r1) { for (r = r0; r < r1; r++) ... });
