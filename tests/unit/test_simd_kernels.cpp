@@ -174,7 +174,8 @@ TEST(SimdKernels, ScanConvNormSsdStepMatchReferenceOnEveryIsa) {
   for (const auto& isa : cpu::available_isas()) {
     cpu::set_isa(isa);
     // Mamba-1 scan: prefill and decode step, real (E=1536, N=16) and odd (N=3, 19) shapes.
-    for (auto [L, E, N] : {std::tuple{40, 33, 16}, std::tuple{1, 1536, 16}, std::tuple{3, 5, 3}, std::tuple{1, 7, 19}}) {
+    for (auto [L, E, N] : {std::tuple{40, 33, 16}, std::tuple{1, 1536, 16}, std::tuple{3, 5, 3}, std::tuple{1, 7, 19},
+                           std::tuple{70, 101, 16}, std::tuple{9, 37, 5}}) {
       auto u = randn(size_t(L * E), 1), dl = randn(size_t(L * E), 2), bias = randn_s(size_t(E), 3, 0.5f, -1.f);
       auto A = randn_s(size_t(E * N), 4, 0.5f, -1.f), B = randn(size_t(L * N), 5), C = randn(size_t(L * N), 6);
       auto D = randn(size_t(E), 7), z = randn(size_t(L * E), 8), h0 = randn(size_t(E * N), 9);

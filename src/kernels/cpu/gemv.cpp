@@ -1,11 +1,13 @@
 // CPU matrix-vector products for decode: y (M, N) = x (M, K) · W(N, K)ᵀ + b for small M, with the
 // weight conversion (bf16/f16/q8 -> f32) fused into the dot products so each weight byte is read
-// once from memory. Rows of W are split over the thread pool; four rows are processed together so
-// there are four independent FMA chains per x row. Highway picks the widest ISA at run time.
+// once from memory. Rows of W are split over the thread pool and walked in order. Highway picks the
+// widest ISA at run time.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/gemv.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+
+#include <algorithm>
 
 #include "core/threadpool.hpp"
 #include "kernels/cpu/cpu.hpp"
@@ -39,43 +41,75 @@ struct RowF16 {
   HWY_INLINE float at(int64_t k) const { return f16_to_f32(p[k]); }
 };
 
-// Dot products of R consecutive weight rows with one x row (K elements).
-template <int R, class Row>
-HWY_INLINE void dot_rows(const Row* rows, const float* x, int64_t K, float* out) {
+// One weight row against one x row, four independent accumulators over k.
+template <class Row>
+HWY_INLINE float dot_row(const Row& row, const float* x, int64_t K) {
   const DF d;
   const int64_t L = int64_t(hn::Lanes(d));
-  hn::Vec<DF> acc[R];
-  for (int r = 0; r < R; r++) acc[r] = hn::Zero(d);
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  int64_t k = 0;
+  for (; k + 4 * L <= K; k += 4 * L) {
+    a0 = hn::MulAdd(row.load(d, k), hn::LoadU(d, x + k), a0);
+    a1 = hn::MulAdd(row.load(d, k + L), hn::LoadU(d, x + k + L), a1);
+    a2 = hn::MulAdd(row.load(d, k + 2 * L), hn::LoadU(d, x + k + 2 * L), a2);
+    a3 = hn::MulAdd(row.load(d, k + 3 * L), hn::LoadU(d, x + k + 3 * L), a3);
+  }
+  for (; k + L <= K; k += L) a0 = hn::MulAdd(row.load(d, k), hn::LoadU(d, x + k), a0);
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; k < K; k++) s += row.at(k) * x[k];
+  return s;
+}
+
+// One weight row against M x rows (stride xs): each weight vector is loaded once for all M.
+template <int M, class Row>
+HWY_INLINE void dot_row_m(const Row& row, const float* x, int64_t xs, int64_t K, float* out) {
+  const DF d;
+  const int64_t L = int64_t(hn::Lanes(d));
+  hn::Vec<DF> acc[M];
+  for (int m = 0; m < M; m++) acc[m] = hn::Zero(d);
   int64_t k = 0;
   for (; k + L <= K; k += L) {
-    const auto xv = hn::LoadU(d, x + k);
-    for (int r = 0; r < R; r++) acc[r] = hn::MulAdd(rows[r].load(d, k), xv, acc[r]);
+    const auto w = row.load(d, k);
+    for (int m = 0; m < M; m++) acc[m] = hn::MulAdd(w, hn::LoadU(d, x + m * xs + k), acc[m]);
   }
-  for (int r = 0; r < R; r++) {
-    float s = hn::GetLane(hn::SumOfLanes(d, acc[r]));
-    for (int64_t t = k; t < K; t++) s += rows[r].at(t) * x[t];
-    out[r] = s;
+  for (int m = 0; m < M; m++) {
+    float s = hn::GetLane(hn::SumOfLanes(d, acc[m]));
+    for (int64_t t = k; t < K; t++) s += row.at(t) * x[m * xs + t];
+    out[m] = s;
   }
 }
 
-template <class Row, class MakeRow>
-void gemv_rows(const LinearParams& p, MakeRow make_row, int64_t n0, int64_t n1) {
-  constexpr int R = 4;
-  int64_t n = n0;
-  float out[R];
-  for (; n + R <= n1; n += R) {
-    Row rows[R];
-    for (int r = 0; r < R; r++) rows[r] = make_row(n + r);
-    for (int64_t m = 0; m < p.M; m++) {
-      dot_rows<R>(rows, p.x + m * p.x_stride, p.K, out);
-      for (int r = 0; r < R; r++) p.y[m * p.y_stride + n + r] = out[r] + (p.bias ? p.bias[n + r] : 0.f);
+template <int M, class Row, class MakeRow>
+void gemv_rows_m(const LinearParams& p, const float* x, float* y, MakeRow make_row, int64_t n0, int64_t n1) {
+  float out[M];
+  for (int64_t n = n0; n < n1; n++) {
+    const float b = p.bias ? p.bias[n] : 0.f;
+    if constexpr (M == 1) {
+      y[n] = dot_row(make_row(n), x, p.K) + b;
+    } else {
+      dot_row_m<M>(make_row(n), x, p.x_stride, p.K, out);
+      for (int m = 0; m < M; m++) y[m * p.y_stride + n] = out[m] + b;
     }
   }
-  for (; n < n1; n++) {
-    Row row = make_row(n);
-    for (int64_t m = 0; m < p.M; m++) {
-      dot_rows<1>(&row, p.x + m * p.x_stride, p.K, out);
-      p.y[m * p.y_stride + n] = out[0] + (p.bias ? p.bias[n] : 0.f);
+}
+
+// Rows are walked one after another, so the weights are one sequential stream (what the hardware
+// prefetchers follow best: interleaving four rows measured 20-35% less bandwidth for bf16/f16), and
+// each row serves up to 8 x rows at once.
+template <class Row, class MakeRow>
+void gemv_rows(const LinearParams& p, MakeRow make_row, int64_t n0, int64_t n1) {
+  for (int64_t m0 = 0; m0 < p.M; m0 += 8) {
+    const float* x = p.x + m0 * p.x_stride;
+    float* y = p.y + m0 * p.y_stride;
+    switch (std::min<int64_t>(8, p.M - m0)) {
+      case 1: gemv_rows_m<1, Row>(p, x, y, make_row, n0, n1); break;
+      case 2: gemv_rows_m<2, Row>(p, x, y, make_row, n0, n1); break;
+      case 3: gemv_rows_m<3, Row>(p, x, y, make_row, n0, n1); break;
+      case 4: gemv_rows_m<4, Row>(p, x, y, make_row, n0, n1); break;
+      case 5: gemv_rows_m<5, Row>(p, x, y, make_row, n0, n1); break;
+      case 6: gemv_rows_m<6, Row>(p, x, y, make_row, n0, n1); break;
+      case 7: gemv_rows_m<7, Row>(p, x, y, make_row, n0, n1); break;
+      default: gemv_rows_m<8, Row>(p, x, y, make_row, n0, n1); break;
     }
   }
 }

@@ -1,7 +1,9 @@
-// CPU Mamba-1 selective scan (prefill and decode step): channels are split over the thread pool; each
-// channel runs through the sequence with its N states held in a small local array (registers for
-// N = 16 on AVX-512), vectorised over N with Highway's exp. Δ = softplus(δ + bias) and the D skip
-// and z gate are fused, so the only memory traffic is the inputs, y, and the state once per call.
+// CPU Mamba-1 selective scan (prefill and decode step): channels are split over the thread pool and
+// vectorised across channels: one vector holds one state index n of `lanes` neighbouring channels,
+// so Δ = softplus(δ + bias), the D skip and the z gate are vector operations shared by the lanes,
+// B_t[n] and C_t[n] are broadcasts, and C·h needs no horizontal sum. Channels left over (fewer than
+// a vector) run one at a time, vectorised over N. The only memory traffic is the inputs, y, and the
+// state once per call.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/scan.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -13,12 +15,61 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/cpu/cpu.hpp"
+#include "kernels/cpu/silu-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace ssm::kernels::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// softplus(x) = log(1 + eˣ), x itself above 20 (as the scalar softplus in kernels/params.hpp).
+template <class D, class V>
+HWY_INLINE V Softplus(D d, V x) {
+  const auto big = hn::Gt(x, hn::Set(d, 20.f));
+  const auto sp = hn::Log1p(d, hn::Exp(d, hn::Min(x, hn::Set(d, 20.f))));
+  return hn::IfThenElse(big, x, sp);
+}
+
+// Channels [e0, e0 + k·lanes): lanes = channels, one vector per state index.
+int64_t ScanChannelGroups(const ScanParams& p, int64_t e0, int64_t e1) {
+  const hn::ScalableTag<float> d;
+  const int64_t V = int64_t(hn::Lanes(d)), N = p.N;
+  // The transposes in and out cost about as much as a step: short blocks (decode) go per channel.
+  if (V == 1 || p.L < 8) return e0;
+  constexpr int64_t kMaxN = 256, kMaxV = 16;
+  HWY_ALIGN float h[kMaxN * kMaxV], At[kMaxN * kMaxV];
+  for (int64_t e = e0; e + V <= e1; e += V) {
+    for (int64_t l = 0; l < V; l++)
+      for (int64_t n = 0; n < N; n++) {
+        h[n * V + l] = p.h[(e + l) * N + n];
+        At[n * V + l] = p.A[(e + l) * N + n];
+      }
+    const auto bias = p.dt_bias ? hn::LoadU(d, p.dt_bias + e) : hn::Zero(d);
+    const auto Dd = p.D ? hn::LoadU(d, p.D + e) : hn::Zero(d);
+    for (int64_t t = 0; t < p.L; t++) {
+      const auto u = hn::LoadU(d, p.u + t * p.u_stride + e);
+      const auto dt = Softplus(d, hn::Add(hn::LoadU(d, p.delta + t * p.delta_stride + e), bias));
+      const auto du = hn::Mul(dt, u);
+      const float* B = p.B + t * p.B_stride;
+      const float* C = p.C + t * p.C_stride;
+      auto y = hn::Zero(d);
+      for (int64_t n = 0; n < N; n++) {
+        const auto dA = hn::Exp(d, hn::Mul(dt, hn::Load(d, At + n * V)));
+        const auto hv = hn::MulAdd(dA, hn::Load(d, h + n * V), hn::Mul(du, hn::Set(d, B[n])));
+        hn::Store(hv, d, h + n * V);
+        y = hn::MulAdd(hv, hn::Set(d, C[n]), y);
+      }
+      y = hn::MulAdd(Dd, u, y);
+      if (p.z) y = hn::Mul(y, Silu(d, hn::LoadU(d, p.z + t * p.z_stride + e)));
+      hn::StoreU(y, d, p.y + t * p.y_stride + e);
+    }
+    for (int64_t l = 0; l < V; l++)
+      for (int64_t n = 0; n < N; n++) p.h[(e + l) * N + n] = h[n * V + l];
+  }
+  return e0 + (e1 - e0) / V * V;
+}
+
 void ScanChannels(const ScanParams& p, int64_t e0, int64_t e1) {
+  e0 = ScanChannelGroups(p, e0, e1);
   const hn::ScalableTag<float> d;
   const int64_t L = int64_t(hn::Lanes(d));
   constexpr int64_t kMaxN = 256;
@@ -66,7 +117,8 @@ void selective_scan(const ScanParams& p) {
   init_isa_from_env();
   if (p.N > 256) throw Error("selective_scan: d_state " + std::to_string(p.N) + " exceeds the CPU kernel's 256");
   // Enough channels per part that one part's work (L·N per channel) is worth a hand-off.
-  const int64_t grain = std::max<int64_t>(8, 4096 / std::max<int64_t>(1, p.L * p.N));
+  // Multiples of 16 channels, so every part but the last is whole vectors.
+  const int64_t grain = (std::max<int64_t>(16, 4096 / std::max<int64_t>(1, p.L * p.N)) + 15) / 16 * 16;
   parallel_for(p.E, grain, [&](int64_t e0, int64_t e1) { HWY_DYNAMIC_DISPATCH(ScanChannels)(p, e0, e1); });
 }
 
