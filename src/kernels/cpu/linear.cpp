@@ -48,11 +48,12 @@ Gemm gemm_mode() {
 }
 
 // One matmul primitive per (shape, strides, dtype); oneDNN JIT-compiles each, so they are kept.
+// A (M, K) with strides (ar, ac), B (K, N) with strides (br, bc), C (M, N) with row stride cr.
 struct Key {
-  int64_t M, N, K, xs, ws, ys;
+  int64_t M, N, K, ar, ac, br, bc, cr;
   dt type;
   bool operator<(const Key& o) const {
-    return std::tie(M, N, K, xs, ws, ys, type) < std::tie(o.M, o.N, o.K, o.xs, o.ws, o.ys, o.type);
+    return std::tie(M, N, K, ar, ac, br, bc, cr, type) < std::tie(o.M, o.N, o.K, o.ar, o.ac, o.br, o.bc, o.cr, o.type);
   }
 };
 
@@ -64,11 +65,25 @@ dnnl::matmul& primitive(const Key& k) {
   if (it != cache.end()) return it->second;
   if (cache.size() >= 512) cache.clear();  // prompts of many different lengths: start over
   using md = dnnl::memory::desc;
-  const md src({k.M, k.K}, k.type, {k.xs, 1});
-  const md wei({k.K, k.N}, k.type, {1, k.ws});  // W (N, K) row-major is Wᵀ (K, N) with strides (1, ws)
-  const md dst({k.M, k.N}, dt::f32, {k.ys, 1});
+  const md src({k.M, k.K}, k.type, {k.ar, k.ac});
+  const md wei({k.K, k.N}, k.type, {k.br, k.bc});
+  const md dst({k.M, k.N}, dt::f32, {k.cr, 1});
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), engine());
   return cache.emplace(k, dnnl::matmul(pd)).first->second;
+}
+
+// C = A·B (see Key for the layouts), A and B of `type`, C f32. Safe to call from several threads at
+// once (inside a parallel region oneDNN runs on the calling thread).
+void run_matmul(const Key& k, const void* a, const void* b, float* c) {
+  dnnl::matmul& mm = primitive(k);
+  using md = dnnl::memory::desc;
+  auto& e = engine();
+  dnnl::memory src(md({k.M, k.K}, k.type, {k.ar, k.ac}), e, const_cast<void*>(a));
+  dnnl::memory wei(md({k.K, k.N}, k.type, {k.br, k.bc}), e, const_cast<void*>(b));
+  dnnl::memory dst(md({k.M, k.N}, dt::f32, {k.cr, 1}), e, c);
+  thread_local dnnl::stream st(e);
+  mm.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  st.wait();
 }
 
 // y (M, N; stride ys) = x (M, K; stride xs) · W(N, K; row stride ws)ᵀ, all of `type` but y (f32).
@@ -79,17 +94,23 @@ void matmul(int64_t M, int64_t N, int64_t K, const void* x, int64_t xs, const vo
                 int(xs), static_cast<const float*>(w), int(ws), 0.f, y, int(ys));
     return;
   }
-  const Key k{M, N, K, xs, ws, ys, type};
-  dnnl::matmul& mm = primitive(k);
-  using md = dnnl::memory::desc;
-  auto& e = engine();
-  dnnl::memory src(md({M, K}, type, {xs, 1}), e, const_cast<void*>(x));
-  dnnl::memory wei(md({K, N}, type, {1, ws}), e, const_cast<void*>(w));
-  dnnl::memory dst(md({M, N}, dt::f32, {ys, 1}), e, y);
-  thread_local dnnl::stream st(e);
-  mm.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
-  st.wait();
+  // W (N, K) row-major is Wᵀ (K, N) with strides (1, ws).
+  run_matmul(Key{M, N, K, xs, 1, 1, ws, ys, type}, x, w, y);
 }
+
+}  // namespace
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t ar, int64_t ac, const float* b, int64_t br,
+              int64_t bc, float* c, int64_t cr) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t m = 0; m < M; m++) std::fill(c + m * cr, c + m * cr + N, 0.f);
+    return;
+  }
+  run_matmul(Key{M, N, K, ar, ac, br, bc, cr, dt::f32}, a, b, c);
+}
+
+namespace {
 
 // f32 -> bf16, round to nearest even (NaN kept a NaN).
 inline uint16_t to_bf16(float f) {

@@ -4,12 +4,13 @@
 //   Y_off  = exp(cs_l) · C · S_inᵀ                      (state entering the chunk, GEMM)
 //   S_out  = exp(cs_last)·S_in + (X ∘ exp(cs_last − cs_s)·Δ_s)ᵀ · B   (GEMM)
 // All in f32. Shapes: x (L, H·P), B/C (L, G·N), state (H, P, N).
-#include <cblas.h>
-
+// Heads of a group run in parallel over the thread pool (each with its own scratch); the products go
+// through gemm_f32 (oneDNN, single-threaded inside the pool's jobs).
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/threadpool.hpp"
 #include "kernels/cpu/cpu.hpp"
 
 namespace ssm::kernels::cpu {
@@ -20,8 +21,7 @@ void ssd_chunked(const SsdParams& p) {
   // Δ and the cumulative log-decay in f64: exp(cs_l − cs_s) of two large cumulative sums would lose
   // the low bits in f32 and drift from the token-by-token recurrence.
   std::vector<double> dt(static_cast<size_t>(Q * H)), cs(static_cast<size_t>(Q * H));  // (q, H)
-  std::vector<float> CB(static_cast<size_t>(Q * Q)), M(size_t(Q * Q));
-  std::vector<float> Xw(static_cast<size_t>(Q * P)), Yc(size_t(Q * P));
+  std::vector<float> CB(static_cast<size_t>(Q * Q));
   for (int64_t t0 = 0; t0 < p.L; t0 += Q) {
     const int64_t q = std::min(Q, p.L - t0);
     for (int64_t l = 0; l < q; l++)
@@ -35,39 +35,40 @@ void ssd_chunked(const SsdParams& p) {
       const float* Bg = p.B + t0 * p.B_stride + g * N;
       const float* Cg = p.C + t0 * p.C_stride + g * N;
       // CB (q, q) = C_g · B_gᵀ
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(q), int(q), int(N), 1.f, Cg, int(p.C_stride), Bg,
-                  int(p.B_stride), 0.f, CB.data(), int(q));
-      for (int64_t h = g * hpg; h < (g + 1) * hpg; h++) {
-        const float* X = p.x + t0 * p.x_stride + h * P;
-        float* S = p.state + h * P * N;
-        float* Y = p.y + t0 * p.y_stride + h * P;
-        // Masked, decayed scores M[l, s] = CB[l, s]·exp(cs_l − cs_s)·Δ_s for s ≤ l.
-        for (int64_t l = 0; l < q; l++) {
-          const double csl = cs[l * H + h];
-          for (int64_t s = 0; s <= l; s++) M[l * q + s] = float(CB[l * q + s] * std::exp(csl - cs[s * H + h]) * dt[s * H + h]);
-          for (int64_t s = l + 1; s < q; s++) M[l * q + s] = 0.f;
+      gemm_f32(q, q, N, Cg, p.C_stride, 1, Bg, 1, p.B_stride, CB.data(), q);
+      parallel_for(hpg, 1, [&](int64_t h0, int64_t h1) {
+        std::vector<float> M(static_cast<size_t>(q * q)), Xw(static_cast<size_t>(q * P)), Yc(static_cast<size_t>(q * P)),
+            dS(static_cast<size_t>(P * N));
+        for (int64_t h = g * hpg + h0; h < g * hpg + h1; h++) {
+          const float* X = p.x + t0 * p.x_stride + h * P;
+          float* S = p.state + h * P * N;
+          float* Y = p.y + t0 * p.y_stride + h * P;
+          // Masked, decayed scores M[l, s] = CB[l, s]·exp(cs_l − cs_s)·Δ_s for s ≤ l.
+          for (int64_t l = 0; l < q; l++) {
+            const double csl = cs[l * H + h];
+            for (int64_t s = 0; s <= l; s++) M[l * q + s] = float(CB[l * q + s] * std::exp(csl - cs[s * H + h]) * dt[s * H + h]);
+            for (int64_t s = l + 1; s < q; s++) M[l * q + s] = 0.f;
+          }
+          // Yc = M · X  (q, P)
+          gemm_f32(q, P, q, M.data(), q, 1, X, p.x_stride, 1, Yc.data(), P);
+          // Y_off: Yc[l] += exp(cs_l)·(C_l · Sᵀ); Xw is (q, P) scratch here.
+          gemm_f32(q, P, N, Cg, p.C_stride, 1, S, 1, N, Xw.data(), P);
+          const float Dh = p.D ? p.D[h] : 0.f;
+          for (int64_t l = 0; l < q; l++) {
+            const float e = float(std::exp(cs[l * H + h]));
+            for (int64_t i = 0; i < P; i++) Y[l * p.y_stride + i] = Yc[l * P + i] + e * Xw[l * P + i] + Dh * X[l * p.x_stride + i];
+          }
+          // State passing: S = exp(cs_last)·S + (X ∘ w)ᵀ·B with w_s = exp(cs_last − cs_s)·Δ_s.
+          const double cl = cs[(q - 1) * H + h];
+          for (int64_t s = 0; s < q; s++) {
+            const float w = float(std::exp(cl - cs[s * H + h]) * dt[s * H + h]);
+            for (int64_t i = 0; i < P; i++) Xw[s * P + i] = X[s * p.x_stride + i] * w;
+          }
+          gemm_f32(P, N, q, Xw.data(), 1, P, Bg, p.B_stride, 1, dS.data(), N);
+          const float decay = float(std::exp(cl));
+          for (int64_t i = 0; i < P * N; i++) S[i] = decay * S[i] + dS[i];
         }
-        // Yc = M · X  (q, P)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(q), int(P), int(q), 1.f, M.data(), int(q), X,
-                    int(p.x_stride), 0.f, Yc.data(), int(P));
-        // Y_off: Yc[l] += exp(cs_l)·(C_l · Sᵀ); use Xw as (q, P) scratch.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(q), int(P), int(N), 1.f, Cg, int(p.C_stride), S, int(N),
-                    0.f, Xw.data(), int(P));
-        const float Dh = p.D ? p.D[h] : 0.f;
-        for (int64_t l = 0; l < q; l++) {
-          const float e = float(std::exp(cs[l * H + h]));
-          for (int64_t i = 0; i < P; i++) Y[l * p.y_stride + i] = Yc[l * P + i] + e * Xw[l * P + i] + Dh * X[l * p.x_stride + i];
-        }
-        // State passing: S = exp(cs_last)·S + (X ∘ w)ᵀ·B with w_s = exp(cs_last − cs_s)·Δ_s.
-        const double cl = cs[(q - 1) * H + h];
-        for (int64_t s = 0; s < q; s++) {
-          const float w = float(std::exp(cl - cs[s * H + h]) * dt[s * H + h]);
-          for (int64_t i = 0; i < P; i++) Xw[s * P + i] = X[s * p.x_stride + i] * w;
-        }
-        const float decay = float(std::exp(cl));
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(P), int(N), int(q), 1.f, Xw.data(), int(P), Bg,
-                    int(p.B_stride), decay, S, int(N));
-      }
+      });
     }
   }
 }
