@@ -17,14 +17,11 @@ std::string current_isa();
 void init_isa_from_env();  // applies $SSM_ISA once
 // Thread count for our pool and for OpenBLAS (n <= 0: the default, see core/threadpool.hpp).
 void set_threads(int n);
+// Sets OpenBLAS's own thread count once (1: it runs only inside the pool's jobs); set_threads redoes it.
+void init_blas_threads();
 
 // GEMM through OpenBLAS; half-precision weights are widened to f32 panel by panel.
 void linear(const LinearParams& p);
-// C (M, N; row stride cr) = A (M, K; strides ar, ac) · B (K, N; strides br, bc), f32, through oneDNN
-// (any transposition is a choice of strides). May be called from inside parallel_for (it then runs on
-// the calling thread).
-void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t ar, int64_t ac, const float* b, int64_t br,
-              int64_t bc, float* c, int64_t cr);
 // Matrix-vector products (any M, meant for M <= kGemvMaxRows): conversion fused, rows threaded.
 inline constexpr int64_t kGemvMaxRows = 8;
 void gemv(const LinearParams& p);

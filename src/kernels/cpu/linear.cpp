@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 #include <vector>
@@ -57,9 +58,9 @@ struct Key {
   }
 };
 
-dnnl::matmul& primitive(const Key& k) {
+std::shared_ptr<dnnl::matmul> primitive(const Key& k) {
   static std::mutex mu;
-  static std::map<Key, dnnl::matmul> cache;
+  static std::map<Key, std::shared_ptr<dnnl::matmul>> cache;
   std::lock_guard<std::mutex> lk(mu);
   auto it = cache.find(k);
   if (it != cache.end()) return it->second;
@@ -69,20 +70,20 @@ dnnl::matmul& primitive(const Key& k) {
   const md wei({k.K, k.N}, k.type, {k.br, k.bc});
   const md dst({k.M, k.N}, dt::f32, {k.cr, 1});
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), engine());
-  return cache.emplace(k, dnnl::matmul(pd)).first->second;
+  return cache.emplace(k, std::make_shared<dnnl::matmul>(pd)).first->second;
 }
 
-// C = A·B (see Key for the layouts), A and B of `type`, C f32. Safe to call from several threads at
-// once (inside a parallel region oneDNN runs on the calling thread).
+// C = A·B (see Key for the layouts), A and B of `type`, C f32. Not from inside a parallel region:
+// a primitive's split of the work is fixed for the thread count it was made with.
 void run_matmul(const Key& k, const void* a, const void* b, float* c) {
-  dnnl::matmul& mm = primitive(k);
+  const auto mm = primitive(k);
   using md = dnnl::memory::desc;
   auto& e = engine();
   dnnl::memory src(md({k.M, k.K}, k.type, {k.ar, k.ac}), e, const_cast<void*>(a));
   dnnl::memory wei(md({k.K, k.N}, k.type, {k.br, k.bc}), e, const_cast<void*>(b));
   dnnl::memory dst(md({k.M, k.N}, dt::f32, {k.cr, 1}), e, c);
   thread_local dnnl::stream st(e);
-  mm.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  mm->execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
   st.wait();
 }
 
@@ -98,20 +99,6 @@ void matmul(int64_t M, int64_t N, int64_t K, const void* x, int64_t xs, const vo
   run_matmul(Key{M, N, K, xs, 1, 1, ws, ys, type}, x, w, y);
 }
 
-}  // namespace
-
-void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t ar, int64_t ac, const float* b, int64_t br,
-              int64_t bc, float* c, int64_t cr) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    for (int64_t m = 0; m < M; m++) std::fill(c + m * cr, c + m * cr + N, 0.f);
-    return;
-  }
-  run_matmul(Key{M, N, K, ar, ac, br, bc, cr, dt::f32}, a, b, c);
-}
-
-namespace {
-
 // f32 -> bf16, round to nearest even (NaN kept a NaN).
 inline uint16_t to_bf16(float f) {
   uint32_t u;
@@ -123,14 +110,24 @@ inline uint16_t to_bf16(float f) {
 
 }  // namespace
 
+// OpenBLAS serves only the small products inside the pool's jobs (kernels/cpu/ssd.cpp): one thread
+// each, unless it is the measured GEMM (SSM_CPU_GEMM=openblas).
+static void apply_blas_threads() { openblas_set_num_threads(gemm_mode() == Gemm::OpenBlas ? num_threads() : 1); }
+
+void init_blas_threads() {
+  static const bool once = (apply_blas_threads(), true);
+  (void)once;
+}
+
 void set_threads(int n) {
   set_num_threads(n);
   omp_set_num_threads(num_threads());
-  openblas_set_num_threads(num_threads());
+  apply_blas_threads();
 }
 
 void linear(const LinearParams& p) {
   if (p.M == 0 || p.N == 0) return;
+  init_blas_threads();
   // Decode-sized products are bandwidth bound: fused-conversion GEMV over the thread pool.
   if (p.M <= kGemvMaxRows) {
     gemv(p);

@@ -4,8 +4,12 @@
 //   Y_off  = exp(cs_l) · C · S_inᵀ                      (state entering the chunk, GEMM)
 //   S_out  = exp(cs_last)·S_in + (X ∘ exp(cs_last − cs_s)·Δ_s)ᵀ · B   (GEMM)
 // All in f32. Shapes: x (L, H·P), B/C (L, G·N), state (H, P, N).
-// Heads of a group run in parallel over the thread pool (each with its own scratch); the products go
-// through gemm_f32 (oneDNN, single-threaded inside the pool's jobs).
+// Heads of a group run in parallel over the thread pool (each with its own scratch); the small
+// products inside a job are single-threaded OpenBLAS sgemm calls (oneDNN's matmul, whose partition
+// of the work is fixed for the thread count it was created with, computed wrong results when run
+// inside a parallel region).
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -16,6 +20,7 @@
 namespace ssm::kernels::cpu {
 
 void ssd_chunked(const SsdParams& p) {
+  init_blas_threads();
   const int64_t Q = std::max<int64_t>(1, p.chunk), H = p.H, P = p.P, N = p.N;
   const int64_t hpg = H / p.G;
   // Δ and the cumulative log-decay in f64: exp(cs_l − cs_s) of two large cumulative sums would lose
@@ -35,10 +40,10 @@ void ssd_chunked(const SsdParams& p) {
       const float* Bg = p.B + t0 * p.B_stride + g * N;
       const float* Cg = p.C + t0 * p.C_stride + g * N;
       // CB (q, q) = C_g · B_gᵀ
-      gemm_f32(q, q, N, Cg, p.C_stride, 1, Bg, 1, p.B_stride, CB.data(), q);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(q), int(q), int(N), 1.f, Cg, int(p.C_stride), Bg,
+                  int(p.B_stride), 0.f, CB.data(), int(q));
       parallel_for(hpg, 1, [&](int64_t h0, int64_t h1) {
-        std::vector<float> M(static_cast<size_t>(q * q)), Xw(static_cast<size_t>(q * P)), Yc(static_cast<size_t>(q * P)),
-            dS(static_cast<size_t>(P * N));
+        std::vector<float> M(static_cast<size_t>(q * q)), Xw(static_cast<size_t>(q * P)), Yc(static_cast<size_t>(q * P));
         for (int64_t h = g * hpg + h0; h < g * hpg + h1; h++) {
           const float* X = p.x + t0 * p.x_stride + h * P;
           float* S = p.state + h * P * N;
@@ -50,9 +55,11 @@ void ssd_chunked(const SsdParams& p) {
             for (int64_t s = l + 1; s < q; s++) M[l * q + s] = 0.f;
           }
           // Yc = M · X  (q, P)
-          gemm_f32(q, P, q, M.data(), q, 1, X, p.x_stride, 1, Yc.data(), P);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(q), int(P), int(q), 1.f, M.data(), int(q), X,
+                      int(p.x_stride), 0.f, Yc.data(), int(P));
           // Y_off: Yc[l] += exp(cs_l)·(C_l · Sᵀ); Xw is (q, P) scratch here.
-          gemm_f32(q, P, N, Cg, p.C_stride, 1, S, 1, N, Xw.data(), P);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(q), int(P), int(N), 1.f, Cg, int(p.C_stride), S,
+                      int(N), 0.f, Xw.data(), int(P));
           const float Dh = p.D ? p.D[h] : 0.f;
           for (int64_t l = 0; l < q; l++) {
             const float e = float(std::exp(cs[l * H + h]));
@@ -64,9 +71,8 @@ void ssd_chunked(const SsdParams& p) {
             const float w = float(std::exp(cl - cs[s * H + h]) * dt[s * H + h]);
             for (int64_t i = 0; i < P; i++) Xw[s * P + i] = X[s * p.x_stride + i] * w;
           }
-          gemm_f32(P, N, q, Xw.data(), 1, P, Bg, p.B_stride, 1, dS.data(), N);
-          const float decay = float(std::exp(cl));
-          for (int64_t i = 0; i < P * N; i++) S[i] = decay * S[i] + dS[i];
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(P), int(N), int(q), 1.f, Xw.data(), int(P), Bg,
+                      int(p.B_stride), float(std::exp(cl)), S, int(N));
         }
       });
     }
