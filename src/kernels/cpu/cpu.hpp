@@ -15,12 +15,12 @@ std::vector<std::string> available_isas();
 void set_isa(const std::string& name);
 std::string current_isa();
 void init_isa_from_env();  // applies $SSM_ISA once
-// Thread count for our pool and for OpenBLAS (n <= 0: the default, see core/threadpool.hpp).
+// Thread count of the pool, which is also oneDNN's (n <= 0: the default, see core/threadpool.hpp).
 void set_threads(int n);
 // Sets OpenBLAS's own thread count once (1: it runs only inside the pool's jobs); set_threads redoes it.
 void init_blas_threads();
 
-// GEMM through OpenBLAS; half-precision weights are widened to f32 panel by panel.
+// y = x·Wᵀ + b: the GEMV for M <= kGemvMaxRows, else oneDNN's matmul (modes: SSM_CPU_GEMM, see linear.cpp).
 void linear(const LinearParams& p);
 // Matrix-vector products (any M, meant for M <= kGemvMaxRows): conversion fused, rows threaded.
 inline constexpr int64_t kGemvMaxRows = 8;

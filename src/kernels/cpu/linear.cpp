@@ -22,6 +22,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/dtype.hpp"
 #include "core/threadpool.hpp"
 #include "kernels/cpu/cpu.hpp"
 
@@ -49,13 +50,16 @@ Gemm gemm_mode() {
 }
 
 // One matmul primitive per (shape, strides, dtype); oneDNN JIT-compiles each, so they are kept.
-// A (M, K) with strides (ar, ac), B (K, N) with strides (br, bc), C (M, N) with row stride cr.
+// y (M, N; row stride ys) = x (M, K; row stride xs) · Wᵀ, W (N, K) row-major with row stride ws.
 struct Key {
-  int64_t M, N, K, ar, ac, br, bc, cr;
+  int64_t M, N, K, xs, ws, ys;
   dt type;
   bool operator<(const Key& o) const {
-    return std::tie(M, N, K, ar, ac, br, bc, cr, type) < std::tie(o.M, o.N, o.K, o.ar, o.ac, o.br, o.bc, o.cr, o.type);
+    return std::tie(M, N, K, xs, ws, ys, type) < std::tie(o.M, o.N, o.K, o.xs, o.ws, o.ys, o.type);
   }
+  dnnl::memory::desc src() const { return {{M, K}, type, {xs, 1}}; }
+  dnnl::memory::desc wei() const { return {{K, N}, type, {1, ws}}; }  // Wᵀ (K, N): strides (1, ws)
+  dnnl::memory::desc dst() const { return {{M, N}, dt::f32, {ys, 1}}; }
 };
 
 std::shared_ptr<dnnl::matmul> primitive(const Key& k) {
@@ -65,29 +69,12 @@ std::shared_ptr<dnnl::matmul> primitive(const Key& k) {
   auto it = cache.find(k);
   if (it != cache.end()) return it->second;
   if (cache.size() >= 512) cache.clear();  // prompts of many different lengths: start over
-  using md = dnnl::memory::desc;
-  const md src({k.M, k.K}, k.type, {k.ar, k.ac});
-  const md wei({k.K, k.N}, k.type, {k.br, k.bc});
-  const md dst({k.M, k.N}, dt::f32, {k.cr, 1});
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), engine());
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(k.src(), k.wei(), k.dst()), engine());
   return cache.emplace(k, std::make_shared<dnnl::matmul>(pd)).first->second;
 }
 
-// C = A·B (see Key for the layouts), A and B of `type`, C f32. Not from inside a parallel region:
-// a primitive's split of the work is fixed for the thread count it was made with.
-void run_matmul(const Key& k, const void* a, const void* b, float* c) {
-  const auto mm = primitive(k);
-  using md = dnnl::memory::desc;
-  auto& e = engine();
-  dnnl::memory src(md({k.M, k.K}, k.type, {k.ar, k.ac}), e, const_cast<void*>(a));
-  dnnl::memory wei(md({k.K, k.N}, k.type, {k.br, k.bc}), e, const_cast<void*>(b));
-  dnnl::memory dst(md({k.M, k.N}, dt::f32, {k.cr, 1}), e, c);
-  thread_local dnnl::stream st(e);
-  mm->execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
-  st.wait();
-}
-
-// y (M, N; stride ys) = x (M, K; stride xs) · W(N, K; row stride ws)ᵀ, all of `type` but y (f32).
+// x and W of `type`, y f32. Not from inside a parallel region: a primitive's split of the work is
+// fixed for the thread count it was made with.
 void matmul(int64_t M, int64_t N, int64_t K, const void* x, int64_t xs, const void* w, int64_t ws, float* y,
             int64_t ys, dt type) {
   if (type == dt::f32 && gemm_mode() == Gemm::OpenBlas) {
@@ -95,17 +82,13 @@ void matmul(int64_t M, int64_t N, int64_t K, const void* x, int64_t xs, const vo
                 int(xs), static_cast<const float*>(w), int(ws), 0.f, y, int(ys));
     return;
   }
-  // W (N, K) row-major is Wᵀ (K, N) with strides (1, ws).
-  run_matmul(Key{M, N, K, xs, 1, 1, ws, ys, type}, x, w, y);
-}
-
-// f32 -> bf16, round to nearest even (NaN kept a NaN).
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
+  const Key k{M, N, K, xs, ws, ys, type};
+  const auto mm = primitive(k);
+  auto& e = engine();
+  dnnl::memory src(k.src(), e, const_cast<void*>(x)), wei(k.wei(), e, const_cast<void*>(w)), dst(k.dst(), e, y);
+  thread_local dnnl::stream st(e);
+  mm->execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  st.wait();
 }
 
 }  // namespace
@@ -141,7 +124,7 @@ void linear(const LinearParams& p) {
     uint16_t* xp = xb.data();  // thread_local: the pool's workers must see this thread's buffer
     parallel_for(p.M, 1, [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; m++)
-        for (int64_t k = 0; k < p.K; k++) xp[m * p.K + k] = to_bf16(p.x[m * p.x_stride + k]);
+        for (int64_t k = 0; k < p.K; k++) xp[m * p.K + k] = f32_to_bf16(p.x[m * p.x_stride + k]);
     });
     matmul(p.M, p.N, p.K, xp, p.K, p.w, p.K, p.y, p.y_stride, dt::bf16);
   } else {

@@ -43,7 +43,9 @@ void ssd_chunked(const SsdParams& p) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(q), int(q), int(N), 1.f, Cg, int(p.C_stride), Bg,
                   int(p.B_stride), 0.f, CB.data(), int(q));
       parallel_for(hpg, 1, [&](int64_t h0, int64_t h1) {
-        std::vector<float> M(static_cast<size_t>(q * q)), Xw(static_cast<size_t>(q * P)), Yc(static_cast<size_t>(q * P));
+        thread_local std::vector<float> Mb, Xb, Yb;  // each thread's scratch, kept across chunks and calls
+        Mb.resize(size_t(q * q)), Xb.resize(size_t(q * P)), Yb.resize(size_t(q * P));
+        float *M = Mb.data(), *Xw = Xb.data(), *Yc = Yb.data();
         for (int64_t h = g * hpg + h0; h < g * hpg + h1; h++) {
           const float* X = p.x + t0 * p.x_stride + h * P;
           float* S = p.state + h * P * N;
@@ -55,11 +57,11 @@ void ssd_chunked(const SsdParams& p) {
             for (int64_t s = l + 1; s < q; s++) M[l * q + s] = 0.f;
           }
           // Yc = M · X  (q, P)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(q), int(P), int(q), 1.f, M.data(), int(q), X,
-                      int(p.x_stride), 0.f, Yc.data(), int(P));
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(q), int(P), int(q), 1.f, M, int(q), X,
+                      int(p.x_stride), 0.f, Yc, int(P));
           // Y_off: Yc[l] += exp(cs_l)·(C_l · Sᵀ); Xw is (q, P) scratch here.
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(q), int(P), int(N), 1.f, Cg, int(p.C_stride), S,
-                      int(N), 0.f, Xw.data(), int(P));
+                      int(N), 0.f, Xw, int(P));
           const float Dh = p.D ? p.D[h] : 0.f;
           for (int64_t l = 0; l < q; l++) {
             const float e = float(std::exp(cs[l * H + h]));
@@ -71,7 +73,7 @@ void ssd_chunked(const SsdParams& p) {
             const float w = float(std::exp(cl - cs[s * H + h]) * dt[s * H + h]);
             for (int64_t i = 0; i < P; i++) Xw[s * P + i] = X[s * p.x_stride + i] * w;
           }
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(P), int(N), int(q), 1.f, Xw.data(), int(P), Bg,
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(P), int(N), int(q), 1.f, Xw, int(P), Bg,
                       int(p.B_stride), float(std::exp(cl)), S, int(N));
         }
       });
