@@ -28,6 +28,10 @@ struct DevBuf {
   }
   explicit DevBuf(const std::vector<T>& v) : DevBuf(v.size()) { cudaMemcpy(p, v.data(), n * sizeof(T), cudaMemcpyHostToDevice); }
   ~DevBuf() { cudaFree(p); }
+  void upload(const std::vector<T>& v) {
+    ASSERT_EQ(v.size(), n);
+    cudaMemcpy(p, v.data(), n * sizeof(T), cudaMemcpyHostToDevice);
+  }
   DevBuf(const DevBuf&) = delete;
   std::vector<T> host() const {
     std::vector<T> v(n);

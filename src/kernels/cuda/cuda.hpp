@@ -105,7 +105,14 @@ void conv_xproj_step(const ConvXprojParams& p, cudaStream_t stream);
 
 // ---- scan.cu: Mamba-1 ----------------------------------------------------------------------------------
 // Prefill of one sequence (ScanParams with device pointers; dt softplus, D skip and z gate fused).
-void selective_scan(const ScanParams& p, cudaStream_t stream);
+// With a workspace (selective_scan_workspace_floats) a long sequence is split into time chunks that
+// run in parallel: chunk end states from zero, a carry over chunks, then the outputs (about twice the
+// recurrence work, for up to kScanMaxChunks times the parallelism). `chunks` 0 picks the count
+// (selective_scan_chunks; SSM_CUDA_SCAN_CHUNKS=n forces it), 1 is the sequential scan.
+constexpr int64_t kScanMaxChunks = 16;
+int64_t selective_scan_workspace_floats(int64_t E, int64_t N);
+int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N);
+void selective_scan(const ScanParams& p, cudaStream_t stream, float* work = nullptr, int64_t chunks = 0);
 // One token for B sequences, fused: [weightless RMSNorm of δ, B, C] → Δ = softplus(dt_proj·δ + dt_bias)
 // → h = exp(ΔA)h + ΔBu → y = (C·h + D·u)·silu(z).
 struct Mamba1StepParams {
@@ -124,9 +131,13 @@ struct Mamba1StepParams {
 void mamba1_step(const Mamba1StepParams& p, cudaStream_t stream);
 
 // ---- ssd.cu: Mamba-2 ------------------------------------------------------------------------------------
-// Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(p) floats.
+// Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(p) floats. The chunk
+// products run in f32 on the CUDA cores or on TF32 tensor cores (f32 accumulation and states);
+// ssd_math_for picks TF32 for bf16/f16 models and f32 for f32 ones (SSM_CUDA_SSD=f32|tf32 forces one).
+enum class SsdMath { F32, TF32 };
+SsdMath ssd_math_for(DType activations);
 int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk);
-void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream);
+void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream, SsdMath math = SsdMath::F32);
 struct SsdStepParams {
   int64_t B, H, P, G, N;
   const float* x; int64_t x_stride;    // (B, H·P)

@@ -3,6 +3,9 @@
 // keeps SPL = ceil(N/GS) states in registers for the whole sequence, and C·h is reduced with
 // shuffles inside the group. dt softplus, the D skip and the z gate are fused; the step kernel also
 // fuses dt_proj and FalconMamba's weightless B/C/Δ norms.
+#include <algorithm>
+#include <cstdlib>
+
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
 
@@ -36,8 +39,19 @@ size_t scan_smem_floats(int64_t N, int gs) {
   return size_t(2 * (3 * kTc * cpb + 2 * kTc * N) + kTc * cpb);
 }
 
-template <int SPL>
-__global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs) {
+// Time-chunked form (ScanChunks, for long sequences with too few channels to fill the GPU): chunk k
+// of blockIdx.y covers [k·len, (k+1)·len). Pass kEnds starts it from a zero state and writes only its
+// end state and Σ Δ; scan_carry turns those into each chunk's entering state; pass kOut then starts
+// from that state and writes y. Pass kWhole is the single-chunk scan (state in and out of p.h).
+enum ScanPass { kWhole, kEnds, kOut };
+struct ScanChunks {
+  int64_t len = 0, n = 1;
+  float* h = nullptr;    // (n, E, N): chunk end states from zero, then entering states
+  float* sdt = nullptr;  // (n, E): Σ Δ over the chunk
+};
+
+template <int SPL, int PASS>
+__global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs, ScanChunks ch) {
   extern __shared__ float sm[];
   const int cpb = kPsThreads / gs;
   const int64_t e0 = int64_t(blockIdx.x) * cpb, e = e0 + threadIdx.x / gs;
@@ -47,14 +61,14 @@ __global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs) 
   float* ys = sm + 2 * S;
   auto issue = [&](int buf, int64_t t0) {
     float* d = sm + buf * S;
-    const int64_t len = min(int64_t(kTc), p.L - t0);
+    const int64_t len = min(int64_t(kTc), (PASS == kWhole ? p.L : min(p.L, (int64_t(blockIdx.y) + 1) * ch.len)) - t0);
     for (int i = threadIdx.x; i < kTc * cpb; i += kPsThreads) {
       const int64_t tt = i / cpb, ee = e0 + i % cpb;
       if (tt < len && ee < p.E) {
         const int64_t t = t0 + tt;
         cp_async4(d + i, p.u + t * p.u_stride + ee);
         cp_async4(d + kTc * cpb + i, p.delta + t * p.delta_stride + ee);
-        if (p.z) cp_async4(d + 2 * kTc * cpb + i, p.z + t * p.z_stride + ee);
+        if (p.z && PASS != kEnds) cp_async4(d + 2 * kTc * cpb + i, p.z + t * p.z_stride + ee);
       }
     }
     for (int64_t i = threadIdx.x; i < kTc * p.N; i += kPsThreads) {
@@ -66,18 +80,21 @@ __global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs) 
     }
     cp_async_commit();
   };
-  float h[SPL], A[SPL];
+  const int64_t kc = blockIdx.y, tbeg = PASS == kWhole ? 0 : kc * ch.len;
+  const int64_t tend = PASS == kWhole ? p.L : min(p.L, tbeg + ch.len);
+  float* h_io = PASS == kWhole ? p.h : ch.h + kc * p.E * p.N;
+  float h[SPL], A[SPL], sdt = 0.f;
   for (int j = 0; j < SPL; j++) {
     const int64_t n = li + j * gs;
     const bool ok = active && n < p.N;
-    h[j] = ok ? p.h[e * p.N + n] : 0.f;
+    h[j] = ok && PASS != kEnds ? h_io[e * p.N + n] : 0.f;
     A[j] = ok ? p.A[e * p.N + n] : 0.f;
   }
   const float Dv = active && p.D ? p.D[e] : 0.f;
-  issue(0, 0);
-  for (int64_t t0 = 0, c = 0; t0 < p.L; t0 += kTc, c++) {
-    const int64_t len = min(int64_t(kTc), p.L - t0);
-    if (t0 + kTc < p.L) {
+  issue(0, tbeg);
+  for (int64_t t0 = tbeg, c = 0; t0 < tend; t0 += kTc, c++) {
+    const int64_t len = min(int64_t(kTc), tend - t0);
+    if (t0 + kTc < tend) {
       issue(int((c + 1) & 1), t0 + kTc);
       cp_async_wait<1>();
     } else {
@@ -91,7 +108,7 @@ __global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs) 
       if (ee < p.E) {
         const float dt = softplus_d(d[kTc * cpb + i] + p_bias(p, ee));
         d[kTc * cpb + i] = dt;
-        if (p.z) d[2 * kTc * cpb + i] = silu_d(d[2 * kTc * cpb + i]);
+        if (p.z && PASS != kEnds) d[2 * kTc * cpb + i] = silu_d(d[2 * kTc * cpb + i]);
       }
     }
     __syncthreads();
@@ -101,35 +118,66 @@ __global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs) 
     const int N = int(p.N);
     const float* sB = d + 3 * kTc * cpb + li;
     const float* sC = sB + kTc * N;
+    if constexpr (PASS == kEnds) {
 #pragma unroll 4
-    for (int tt = 0; tt < int(len); tt++) {
-      const float u = su[tt * cpb + k];
-      const float dt = sd[tt * cpb + k], du = dt * u;
-      float part = 0.f;
+      for (int tt = 0; tt < int(len); tt++) {
+        const float dt = sd[tt * cpb + k], du = dt * su[tt * cpb + k];
+        sdt += dt;
 #pragma unroll
-      for (int j = 0; j < SPL; j++) {
-        if (li + j * gs < N) {
-          h[j] = fmaf(__expf(dt * A[j]), h[j], du * sB[tt * N + j * gs]);
-          part = fmaf(h[j], sC[tt * N + j * gs], part);
+        for (int j = 0; j < SPL; j++)
+          if (li + j * gs < N) h[j] = fmaf(__expf(dt * A[j]), h[j], du * sB[tt * N + j * gs]);
+      }
+      __syncthreads();  // the next chunk's copies overwrite this buffer
+    } else {
+#pragma unroll 4
+      for (int tt = 0; tt < int(len); tt++) {
+        const float u = su[tt * cpb + k];
+        const float dt = sd[tt * cpb + k], du = dt * u;
+        float part = 0.f;
+#pragma unroll
+        for (int j = 0; j < SPL; j++) {
+          if (li + j * gs < N) {
+            h[j] = fmaf(__expf(dt * A[j]), h[j], du * sB[tt * N + j * gs]);
+            part = fmaf(h[j], sC[tt * N + j * gs], part);
+          }
+        }
+        part = group_sum(part, gs);
+        if (li == 0) {
+          float y = fmaf(Dv, u, part);
+          if (p.z) y *= sz[tt * cpb + k];
+          ys[tt * cpb + k] = y;
         }
       }
-      part = group_sum(part, gs);
-      if (li == 0) {
-        float y = fmaf(Dv, u, part);
-        if (p.z) y *= sz[tt * cpb + k];
-        ys[tt * cpb + k] = y;
+      __syncthreads();
+      for (int i = threadIdx.x; i < len * cpb; i += kPsThreads) {
+        const int64_t ee = e0 + i % cpb;
+        if (ee < p.E) p.y[(t0 + i / cpb) * p.y_stride + ee] = ys[i];
       }
     }
-    __syncthreads();
-    for (int i = threadIdx.x; i < len * cpb; i += kPsThreads) {
-      const int64_t ee = e0 + i % cpb;
-      if (ee < p.E) p.y[(t0 + i / cpb) * p.y_stride + ee] = ys[i];
+  }
+  if constexpr (PASS != kOut) {  // after kOut, scan_carry has already written the final state
+    for (int j = 0; j < SPL; j++) {
+      const int64_t n = li + j * gs;
+      if (active && n < p.N) h_io[e * p.N + n] = h[j];
     }
+    if (PASS == kEnds && active && li == 0) ch.sdt[kc * p.E + e] = sdt;
   }
-  for (int j = 0; j < SPL; j++) {
-    const int64_t n = li + j * gs;
-    if (active && n < p.N) p.h[e * p.N + n] = h[j];
+}
+
+// One thread per (channel, state): h_in[0] = h, h_in[k+1] = exp(A·ΣΔ_k)·h_in[k] + end_k, in place
+// over the chunk end states; the state after the last chunk goes back to p.h.
+__global__ void scan_carry_kernel(ScanParams p, ScanChunks ch) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, EN = p.E * p.N;
+  if (i >= EN) return;
+  const int64_t e = i / p.N;
+  const float A = p.A[i];
+  float run = p.h[i];
+  for (int64_t k = 0; k < ch.n; k++) {
+    const float end = ch.h[k * EN + i], decay = __expf(A * ch.sdt[k * p.E + e]);
+    ch.h[k * EN + i] = run;
+    run = fmaf(decay, run, end);
   }
+  p.h[i] = run;
 }
 
 // Weightless RMSNorm of v[0, n) in shared memory (all threads call).
@@ -277,22 +325,62 @@ int group_size(int64_t N) {
 
 }  // namespace
 
-void selective_scan(const ScanParams& p, cudaStream_t s) {
+int64_t selective_scan_workspace_floats(int64_t E, int64_t N) { return kScanMaxChunks * E * (N + 1); }
+
+int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N) {
+  static const int64_t forced = [] {  // SSM_CUDA_SCAN_CHUNKS=n forces n chunks (1: sequential; 0: automatic)
+    const char* e = std::getenv("SSM_CUDA_SCAN_CHUNKS");
+    return e && *e ? std::max<int64_t>(0, std::min<int64_t>(kScanMaxChunks, std::atoll(e))) : int64_t(0);
+  }();
+  if (forced) return std::min<int64_t>(forced, (L + kTc - 1) / kTc);
+  static const int sms = [] {
+    int dev = 0, n = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return std::max(n, 1);
+  }();
+  // Enough blocks for two full waves at 8 resident blocks per SM, chunks of at least 256 steps (the
+  // end-state pass repeats the recurrence, so short chunks cost more than their parallelism gives).
+  const int64_t base = blocks_for(E * group_size(N), kPsThreads), want = (16 * int64_t(sms) + base - 1) / base;
+  return std::max<int64_t>(1, std::min({want, L / 256, kScanMaxChunks}));
+}
+
+void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t chunks) {
   if (p.L <= 0) return;
   const int gs = group_size(p.N);
   const int64_t spl = (p.N + gs - 1) / gs;
   const unsigned grid = blocks_for(p.E * gs, kPsThreads);
   const size_t sh = scan_smem_floats(p.N, gs) * sizeof(float);
-  auto run = [&](auto kernel) {
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)), "selective_scan smem");
-    kernel<<<grid, kPsThreads, sh, s>>>(p, gs);
+  if (chunks <= 0) chunks = work ? selective_scan_chunks(p.L, p.E, p.N) : 1;
+  if (chunks > 1 && !work) throw Error("selective_scan: a chunked scan needs its workspace (internal)");
+  ScanChunks ch;
+  if (chunks > 1) {
+    ch.len = ((p.L + chunks - 1) / chunks + kTc - 1) / kTc * kTc;
+    ch.n = (p.L + ch.len - 1) / ch.len;
+    if (ch.n > kScanMaxChunks) throw Error("selective_scan: more chunks than the workspace holds (internal)");
+    ch.h = work;
+    ch.sdt = work + kScanMaxChunks * p.E * p.N;
+  }
+  auto run = [&](auto whole, auto ends, auto out) {
+    for (auto k : {whole, ends, out})
+      check(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)), "selective_scan smem");
+    if (ch.n == 1) {
+      whole<<<grid, kPsThreads, sh, s>>>(p, gs, ch);
+      return;
+    }
+    const dim3 g2(grid, unsigned(ch.n));
+    ends<<<g2, kPsThreads, sh, s>>>(p, gs, ch);
+    scan_carry_kernel<<<blocks_for(p.E * p.N, 256), 256, 0, s>>>(p, ch);
+    out<<<g2, kPsThreads, sh, s>>>(p, gs, ch);
   };
+#define SSM_SCAN_CASE(n) run(scan_kernel<n, kWhole>, scan_kernel<n, kEnds>, scan_kernel<n, kOut>)
   switch (spl) {
-    case 1: run(scan_kernel<1>); break;
-    case 2: run(scan_kernel<2>); break;
-    case 3: case 4: run(scan_kernel<4>); break;
+    case 1: SSM_SCAN_CASE(1); break;
+    case 2: SSM_SCAN_CASE(2); break;
+    case 3: case 4: SSM_SCAN_CASE(4); break;
     default: throw Error("selective_scan: state size " + std::to_string(p.N) + " exceeds 128");
   }
+#undef SSM_SCAN_CASE
   SSM_CUDA_LAUNCH_CHECK("selective_scan");
 }
 

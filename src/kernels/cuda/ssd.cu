@@ -5,9 +5,18 @@
 //   3 state: S_c[h] = Σ_s exp(cs_end - cs_s) Δ_s x_s ⊗ B_s                           (nc, H, P, N)
 //   4 pass:  S_in[c] = state entering chunk c (sequential over chunks, in place); final state out
 //   5 out:   y_t = Σ_{s≤t} CB[t,s] exp(cs_t - cs_s) Δ_s x_s + exp(cs_t) C_t·S_in + D x_t
-// 2, 3 and 5 are 64×64-tiled matrix products in shared memory (f32 FMA, so f32 checkpoints keep
-// f32 accuracy). The step kernel updates one head of one sequence per block: a warp per state row,
-// lanes across N, B and C held in registers.
+// 2, 3 and 5 are 64×64-tiled matrix products staged in shared memory, in one of two arithmetics
+// (SsdMath): f32 FMA on the CUDA cores, so f32 checkpoints keep f32 accuracy, or TF32 tensor cores
+// (WMMA m16n16k8, operands rounded to TF32's 10-bit mantissa, f32 accumulation and f32 chunk states),
+// which the bf16/f16 models take: their activations already carry only 8 or 11 significant bits.
+// The step kernel updates one head of one sequence per block: a warp per state row, lanes across N,
+// B and C held in registers.
+#include <mma.h>
+
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
 
@@ -30,16 +39,33 @@ Work carve(float* w, int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int6
   return k;
 }
 
-__global__ void ssd_dt_kernel(SsdParams p, Work w) {
-  const int64_t h = int64_t(blockIdx.y) * blockDim.x + threadIdx.x, c = blockIdx.x;
-  if (h >= p.H) return;
-  const int64_t t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
-  float cum = 0.f;
-  for (int64_t t = t0; t < t1; t++) {
-    const float dt = fminf(fmaxf(softplus_d(p.dt[t * p.dt_stride + h] + p.dt_bias[h]), p.dt_min), p.dt_max);
-    cum += dt * p.A[h];
+// grid (nc, H), 256 threads: thread j owns a run of consecutive steps of the chunk; the runs' sums
+// are scanned across the block, then each run writes its cumsum from its exclusive prefix.
+constexpr int kDtThreads = 256;
+__global__ void __launch_bounds__(kDtThreads) ssd_dt_kernel(SsdParams p, Work w) {
+  __shared__ float part[kDtThreads];
+  const int64_t c = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+  const int64_t t0 = c * p.chunk, len = min(p.chunk, p.L - t0), per = (len + kDtThreads - 1) / kDtThreads;
+  const int64_t a = t0 + tid * per, b = min(t0 + len, a + per);
+  const float Ah = p.A[h], bias = p.dt_bias[h];
+  float sum = 0.f;
+  for (int64_t t = a; t < b; t++) {
+    const float dt = fminf(fmaxf(softplus_d(p.dt[t * p.dt_stride + h] + bias), p.dt_min), p.dt_max);
     w.dt[t * p.H + h] = dt;
-    w.cs[t * p.H + h] = cum;
+    sum += dt * Ah;
+  }
+  part[tid] = sum;
+  __syncthreads();
+  for (int off = 1; off < kDtThreads; off *= 2) {  // inclusive scan (Hillis-Steele)
+    const float v = tid >= off ? part[tid - off] : 0.f;
+    __syncthreads();
+    part[tid] += v;
+    __syncthreads();
+  }
+  float run = part[tid] - sum;
+  for (int64_t t = a; t < b; t++) {
+    run += w.dt[t * p.H + h] * Ah;
+    w.cs[t * p.H + h] = run;
   }
 }
 
@@ -69,72 +95,166 @@ __device__ void tile_mm(int64_t K, FA fa, FB fb, float (&acc)[4][4], float (*As)
   }
 }
 
+namespace wm = nvcuda::wmma;
+constexpr int kTcK = 32;                         // k-step of the tensor-core tiles
+constexpr int kLdK = kTcK + 4, kLdR = kTile + 4;  // row pitches (floats) of the staged operands
+constexpr int kSmemFloats = 2 * kTile * kLdK;    // holds either path's operands and the 64×68 output
+static_assert(kSmemFloats >= 2 * kTk * (kTile + 1) && kSmemFloats >= kTile * kLdR && kTile * kLdK >= kTcK * kLdR);
+using FragC = wm::fragment<wm::accumulator, 16, 16, 8, float>;
+
+// The same product on TF32 tensor cores. Each operand is staged so that the loader's fastest index
+// is contiguous in shared memory: [i][k] (a row-major A fragment) when the source is contiguous
+// along k, else [k][i] (column-major); likewise B. Warp w owns the 16×32 strip of fragments at rows
+// 16·(w % 4), columns 32·(w / 4).
+template <bool KA, bool KB, class FA, class FB>
+__device__ void tile_mm_tc(int64_t K, FA fa, FB fb, FragC (&acc)[2], float* sm) {
+  using LA = std::conditional_t<KA, wm::row_major, wm::col_major>;
+  using LB = std::conditional_t<KB, wm::col_major, wm::row_major>;
+  float* As = sm;
+  float* Bs = sm + kTile * kLdK;
+  const int warp = threadIdx.x >> 5, fr = warp % 4, fc = (warp / 4) * 2;
+  for (int64_t k0 = 0; k0 < K; k0 += kTcK) {
+    for (int i = threadIdx.x; i < kTcK * kTile; i += kThreads) {
+      const int kk = KA ? i % kTcK : i / kTile, r = KA ? i / kTcK : i % kTile;
+      As[KA ? r * kLdK + kk : kk * kLdR + r] = wm::__float_to_tf32(k0 + kk < K ? fa(k0 + kk, r) : 0.f);
+    }
+    for (int i = threadIdx.x; i < kTcK * kTile; i += kThreads) {
+      const int kk = KB ? i % kTcK : i / kTile, r = KB ? i / kTcK : i % kTile;
+      Bs[KB ? r * kLdK + kk : kk * kLdR + r] = wm::__float_to_tf32(k0 + kk < K ? fb(k0 + kk, r) : 0.f);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTcK; kk += 8) {
+      wm::fragment<wm::matrix_a, 16, 16, 8, wm::precision::tf32, LA> a;
+      wm::load_matrix_sync(a, KA ? As + fr * 16 * kLdK + kk : As + kk * kLdR + fr * 16, KA ? kLdK : kLdR);
+#pragma unroll
+      for (int q = 0; q < 2; q++) {
+        wm::fragment<wm::matrix_b, 16, 16, 8, wm::precision::tf32, LB> b;
+        const int j = (fc + q) * 16;
+        wm::load_matrix_sync(b, KB ? Bs + j * kLdK + kk : Bs + kk * kLdR + j, KB ? kLdK : kLdR);
+        wm::mma_sync(acc[q], a, b, acc[q]);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// A 64×64 f32 accumulator tile in either arithmetic; finish() leaves element (4·ty + q, 4·tx + r) of
+// the tile in v[q][r] of thread (ty, tx) = (threadIdx.x / 16, threadIdx.x % 16), as tile_mm does.
+template <bool TC> struct Acc {
+  float v[4][4] = {};
+  template <bool KA, bool KB, class FA, class FB>
+  __device__ void mm(int64_t K, FA fa, FB fb, float* sm) {
+    tile_mm<KA, KB>(K, fa, fb, v, reinterpret_cast<float(*)[kTile + 1]>(sm),
+                    reinterpret_cast<float(*)[kTile + 1]>(sm + kTk * (kTile + 1)));
+  }
+  __device__ void finish(float*) {}
+};
+template <> struct Acc<true> {
+  FragC f[2];
+  float v[4][4];
+  __device__ Acc() {
+    wm::fill_fragment(f[0], 0.f);
+    wm::fill_fragment(f[1], 0.f);
+  }
+  template <bool KA, bool KB, class FA, class FB>
+  __device__ void mm(int64_t K, FA fa, FB fb, float* sm) { tile_mm_tc<KA, KB>(K, fa, fb, f, sm); }
+  __device__ void finish(float* sm) {  // the operands' shared memory is free (mm ends synchronised)
+    const int warp = threadIdx.x >> 5, fr = warp % 4, fc = (warp / 4) * 2;
+    for (int q = 0; q < 2; q++) wm::store_matrix_sync(sm + fr * 16 * kLdR + (fc + q) * 16, f[q], kLdR, wm::mem_row_major);
+    __syncthreads();
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    for (int q = 0; q < 4; q++)
+      for (int r = 0; r < 4; r++) v[q][r] = sm[(ty * 4 + q) * kLdR + tx * 4 + r];
+  }
+};
+
 // grid (tiles of (t, s), G, nc): CB[c, g, t, s] = Σ_n C[t, n] B[s, n], lower-triangular tiles only.
+template <bool TC>
 __global__ void __launch_bounds__(kThreads) ssd_cb_kernel(SsdParams p, Work w) {
-  __shared__ float As[kTk][kTile + 1], Bs[kTk][kTile + 1];
+  __shared__ __align__(128) float sm[kSmemFloats];
   const int64_t Q = p.chunk, c = blockIdx.z, g = blockIdx.y, nt = (Q + kTile - 1) / kTile;
   const int64_t ti = blockIdx.x / nt, si = blockIdx.x % nt;
   if (si > ti) return;
   const int64_t t0 = c * Q, len = min(Q, p.L - t0);
   const int64_t tb = ti * kTile, sb = si * kTile;
   if (tb >= len) return;
-  float acc[4][4] = {};
   const float* C = p.C + t0 * p.C_stride + g * p.N;
   const float* B = p.B + t0 * p.B_stride + g * p.N;
-  tile_mm<true, true>(
+  Acc<TC> acc;
+  acc.template mm<true, true>(
       p.N, [&](int64_t n, int r) { return tb + r < len ? C[(tb + r) * p.C_stride + n] : 0.f; },
-      [&](int64_t n, int r) { return sb + r < len ? B[(sb + r) * p.B_stride + n] : 0.f; }, acc, As, Bs);
+      [&](int64_t n, int r) { return sb + r < len ? B[(sb + r) * p.B_stride + n] : 0.f; }, sm);
+  acc.finish(sm);
   float* out = w.CB + (c * p.G + g) * Q * Q;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   for (int q = 0; q < 4; q++)
     for (int r = 0; r < 4; r++) {
       const int64_t t = tb + ty * 4 + q, s = sb + tx * 4 + r;
-      if (t < len && s < len) out[t * Q + s] = acc[q][r];
+      if (t < len && s < len) out[t * Q + s] = acc.v[q][r];
     }
 }
 
 // grid (tiles of (p, n), H, nc): S_c[h, p, n] = Σ_s exp(cs_end - cs_s) Δ_s x[s, p] B[s, n].
+template <bool TC>
 __global__ void __launch_bounds__(kThreads) ssd_state_kernel(SsdParams p, Work w) {
-  __shared__ float As[kTk][kTile + 1], Bs[kTk][kTile + 1];
+  __shared__ __align__(128) float sm[kSmemFloats];
   const int64_t Q = p.chunk, c = blockIdx.z, h = blockIdx.y, g = h / (p.H / p.G);
   const int64_t ntn = (p.N + kTile - 1) / kTile, pb = (blockIdx.x / ntn) * kTile, nb = (blockIdx.x % ntn) * kTile;
   const int64_t t0 = c * Q, len = min(Q, p.L - t0);
   const float cs_end = w.cs[(t0 + len - 1) * p.H + h];
-  float acc[4][4] = {};
-  tile_mm<false, false>(
+  Acc<TC> acc;
+  acc.template mm<false, false>(
       len,
       [&](int64_t s, int r) {
         const int64_t t = t0 + s;
         return pb + r < p.P ? p.x[t * p.x_stride + h * p.P + pb + r] * expf(cs_end - w.cs[t * p.H + h]) * w.dt[t * p.H + h] : 0.f;
       },
-      [&](int64_t s, int r) { return nb + r < p.N ? p.B[(t0 + s) * p.B_stride + g * p.N + nb + r] : 0.f; }, acc, As, Bs);
+      [&](int64_t s, int r) { return nb + r < p.N ? p.B[(t0 + s) * p.B_stride + g * p.N + nb + r] : 0.f; }, sm);
+  acc.finish(sm);
   float* S = w.S + (c * p.H + h) * p.P * p.N;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   for (int q = 0; q < 4; q++)
     for (int r = 0; r < 4; r++) {
       const int64_t pi = pb + ty * 4 + q, ni = nb + tx * 4 + r;
-      if (pi < p.P && ni < p.N) S[pi * p.N + ni] = acc[q][r];
+      if (pi < p.P && ni < p.N) S[pi * p.N + ni] = acc.v[q][r];
     }
 }
 
-// One thread per state element: walk the chunks, replacing S_c by the state entering chunk c.
+// One thread per state element: walk the chunks, replacing S_c by the state entering chunk c. Eight
+// chunks' values are loaded before any is used, so the walk waits on memory once per eight chunks.
 __global__ void ssd_pass_kernel(SsdParams p, Work w, int64_t nc) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, HPN = p.H * p.P * p.N;
   if (i >= HPN) return;
   const int64_t h = i / (p.P * p.N);
   float run = p.state[i];
-  for (int64_t c = 0; c < nc; c++) {
-    const int64_t last = min(p.L, (c + 1) * p.chunk) - 1;
-    const float v = w.S[c * HPN + i];
-    w.S[c * HPN + i] = run;
-    run = expf(w.cs[last * p.H + h]) * run + v;
+  constexpr int U = 8;
+  for (int64_t c0 = 0; c0 < nc; c0 += U) {
+    float v[U], decay[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int64_t c = c0 + u;
+      if (c < nc) {
+        v[u] = w.S[c * HPN + i];
+        decay[u] = expf(w.cs[(min(p.L, (c + 1) * p.chunk) - 1) * p.H + h]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int64_t c = c0 + u;
+      if (c < nc) {
+        w.S[c * HPN + i] = run;
+        run = decay[u] * run + v[u];
+      }
+    }
   }
   p.state[i] = run;
 }
 
 // grid (tiles of (t, p), H, nc): the chunk's outputs, intra-chunk and from the entering state.
+template <bool TC>
 __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) {
-  __shared__ float As[kTk][kTile + 1], Bs[kTk][kTile + 1];
+  __shared__ __align__(128) float sm[kSmemFloats];
   const int64_t Q = p.chunk, c = blockIdx.z, h = blockIdx.y, g = h / (p.H / p.G);
   const int64_t ntp = (p.P + kTile - 1) / kTile, tb = (blockIdx.x / ntp) * kTile, pb = (blockIdx.x % ntp) * kTile;
   const int64_t t0 = c * Q, len = min(Q, p.L - t0);
@@ -142,22 +262,23 @@ __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) 
   const float* CB = w.CB + (c * p.G + g) * Q * Q;
   const float* cs = w.cs + t0 * p.H + h;  // cs[t * H]
   const float* dt = w.dt + t0 * p.H + h;
-  float acc[4][4] = {};
-  tile_mm<true, false>(
+  Acc<TC> acc;
+  acc.template mm<true, false>(
       min(len, tb + kTile),
       [&](int64_t s, int r) {
         const int64_t t = tb + r;
         return (t < len && s <= t) ? CB[t * Q + s] * expf(cs[t * p.H] - cs[s * p.H]) * dt[s * p.H] : 0.f;
       },
-      [&](int64_t s, int r) { return pb + r < p.P ? p.x[(t0 + s) * p.x_stride + h * p.P + pb + r] : 0.f; }, acc, As, Bs);
+      [&](int64_t s, int r) { return pb + r < p.P ? p.x[(t0 + s) * p.x_stride + h * p.P + pb + r] : 0.f; }, sm);
   const float* Sin = w.S + (c * p.H + h) * p.P * p.N;
-  tile_mm<true, true>(
+  acc.template mm<true, true>(
       p.N,
       [&](int64_t n, int r) {
         const int64_t t = tb + r;
         return t < len ? p.C[(t0 + t) * p.C_stride + g * p.N + n] * expf(cs[t * p.H]) : 0.f;
       },
-      [&](int64_t n, int r) { return pb + r < p.P ? Sin[(pb + r) * p.N + n] : 0.f; }, acc, As, Bs);
+      [&](int64_t n, int r) { return pb + r < p.P ? Sin[(pb + r) * p.N + n] : 0.f; }, sm);
+  acc.finish(sm);
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const float Dh = p.D ? p.D[h] : 0.f;
   for (int q = 0; q < 4; q++)
@@ -165,7 +286,7 @@ __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) 
       const int64_t t = tb + ty * 4 + q, pi = pb + tx * 4 + r;
       if (t < len && pi < p.P) {
         const float xv = p.x[(t0 + t) * p.x_stride + h * p.P + pi];
-        p.y[(t0 + t) * p.y_stride + h * p.P + pi] = acc[q][r] + Dh * xv;
+        p.y[(t0 + t) * p.y_stride + h * p.P + pi] = acc.v[q][r] + Dh * xv;
       }
     }
 }
@@ -224,21 +345,38 @@ int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t
   return 2 * L * H + nc * H * P * N + nc * G * Q * Q;
 }
 
-void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s) {
+SsdMath ssd_math_for(DType activations) {
+  static const int forced = [] {  // SSM_CUDA_SSD=f32|tf32 overrides the choice (measurements, A/B)
+    const char* e = std::getenv("SSM_CUDA_SSD");
+    if (!e || !*e) return -1;
+    const std::string v = e;
+    if (v == "f32") return int(SsdMath::F32);
+    if (v == "tf32") return int(SsdMath::TF32);
+    throw Error("SSM_CUDA_SSD=" + v + ": expected f32 or tf32");
+  }();
+  if (forced >= 0) return SsdMath(forced);
+  return activations == DType::F32 ? SsdMath::F32 : SsdMath::TF32;
+}
+
+void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math) {
   if (p.L <= 0) return;
   if (p.G <= 0 || p.H % p.G != 0) throw Error("ssd_prefill: n_groups must divide num_heads");
   const int64_t Q = p.chunk, nc = (p.L + Q - 1) / Q, nt = (Q + kTile - 1) / kTile;
   Work w = carve(work, p.L, p.H, p.P, p.G, p.N, Q);
-  ssd_dt_kernel<<<dim3(unsigned(nc), blocks_for(p.H, 128)), 128, 0, s>>>(p, w);
+  const bool tc = math == SsdMath::TF32;
+  ssd_dt_kernel<<<dim3(unsigned(nc), unsigned(p.H)), kDtThreads, 0, s>>>(p, w);
   SSM_CUDA_LAUNCH_CHECK("ssd dt");
-  ssd_cb_kernel<<<dim3(unsigned(nt * nt), unsigned(p.G), unsigned(nc)), kThreads, 0, s>>>(p, w);
+  const dim3 cb(unsigned(nt * nt), unsigned(p.G), unsigned(nc));
+  tc ? ssd_cb_kernel<true><<<cb, kThreads, 0, s>>>(p, w) : ssd_cb_kernel<false><<<cb, kThreads, 0, s>>>(p, w);
   SSM_CUDA_LAUNCH_CHECK("ssd cb");
   const int64_t tp = (p.P + kTile - 1) / kTile, tn = (p.N + kTile - 1) / kTile;
-  ssd_state_kernel<<<dim3(unsigned(tp * tn), unsigned(p.H), unsigned(nc)), kThreads, 0, s>>>(p, w);
+  const dim3 st(unsigned(tp * tn), unsigned(p.H), unsigned(nc));
+  tc ? ssd_state_kernel<true><<<st, kThreads, 0, s>>>(p, w) : ssd_state_kernel<false><<<st, kThreads, 0, s>>>(p, w);
   SSM_CUDA_LAUNCH_CHECK("ssd state");
   ssd_pass_kernel<<<blocks_for(p.H * p.P * p.N, 256), 256, 0, s>>>(p, w, nc);
   SSM_CUDA_LAUNCH_CHECK("ssd pass");
-  ssd_out_kernel<<<dim3(unsigned(nt * tp), unsigned(p.H), unsigned(nc)), kThreads, 0, s>>>(p, w);
+  const dim3 out(unsigned(nt * tp), unsigned(p.H), unsigned(nc));
+  tc ? ssd_out_kernel<true><<<out, kThreads, 0, s>>>(p, w) : ssd_out_kernel<false><<<out, kThreads, 0, s>>>(p, w);
   SSM_CUDA_LAUNCH_CHECK("ssd out");
 }
 
