@@ -20,14 +20,15 @@ for v in SSM_CUDA_FUSE_XPROJ=0 SSM_CUDA_FUSE_XPROJ=1; do
     grep -E "OK|FAILED|argmax|difference" | head -12
 done
 B="$BUILD/bin/ssm bench --device cuda --dtype bf16 -r 3"
-for v in SSM_CUDA_SSD=f32 SSM_CUDA_SSD=tf32; do
-  echo "== mamba2-2.7b, $v"
-  env "$v" $B --shape mamba2-2.7b -p 2048,8192 -n 128 -b 1,64 | grep -E "pp|tg"
-done
-for v in SSM_CUDA_SCAN_CHUNKS=1 SSM_CUDA_SCAN_CHUNKS=0; do
-  echo "== mamba-2.8b, $v"
-  env "$v" $B --shape mamba-2.8b -p 2048,8192 -n 128 -b 1,64 | grep -E "pp|tg"
-done
+# The variants' prefill, then the defaults' prefill and decode.
+echo "== mamba2-2.7b, SSM_CUDA_SSD=f32"
+SSM_CUDA_SSD=f32 $B --shape mamba2-2.7b -p 2048,8192 -n 0 | grep -E "pp|tg"
+echo "== mamba2-2.7b, default (tf32 SSD)"
+$B --shape mamba2-2.7b -p 2048,8192 -n 128 -b 1,64 | grep -E "pp|tg"
+echo "== mamba-2.8b, SSM_CUDA_SCAN_CHUNKS=1 (sequential scan)"
+SSM_CUDA_SCAN_CHUNKS=1 $B --shape mamba-2.8b -p 2048,8192 -n 0 | grep -E "pp|tg"
+echo "== mamba-2.8b, default (chunked scan)"
+$B --shape mamba-2.8b -p 2048,8192 -n 128 -b 1,64 | grep -E "pp|tg"
 if command -v ncu >/dev/null && [ -z "${NO_NCU:-}" ]; then
   for s in mamba-2.8b mamba2-2.7b; do
     echo "== ncu $s prefill 2048"
