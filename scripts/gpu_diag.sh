@@ -2,7 +2,7 @@
 # One GPU-machine call after a change: build, every GPU test with its full failure output, the
 # decode-consistency tests with and without the fused Mamba-1 conv+x_proj step, prefill and decode
 # A/B timings of the switchable variants (SSM_CUDA_SSD=f32|tf32: the Mamba-2 chunk products;
-# SSM_CUDA_SCAN_CHUNKS=1: the sequential Mamba-1 scan), and an Nsight Compute per-kernel summary of a
+# SSM_CUDA_SCAN_CHUNKS=1: the sequential Mamba-1 scan; SSM_CUDA_SCAN_LANES=1: its lane-group kernel), and an Nsight Compute per-kernel summary of a
 # 2,048-token prefill of mamba-2.8b and mamba2-2.7b. Logs go to $OUT (default /tmp/gpu_diag).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,9 @@ echo "== mamba2-2.7b, SSM_CUDA_SSD=f32"
 SSM_CUDA_SSD=f32 $B --shape mamba2-2.7b -p 2048,8192 -n 0 | grep -E "pp|tg"
 echo "== mamba2-2.7b, default (tf32 SSD)"
 $B --shape mamba2-2.7b -p 2048,8192 -n 128 -b 1,64 | grep -E "pp|tg"
-echo "== mamba-2.8b, SSM_CUDA_SCAN_CHUNKS=1 (sequential scan)"
+echo "== mamba-2.8b, SSM_CUDA_SCAN_LANES=1 SSM_CUDA_SCAN_CHUNKS=1 (the lane-group scan, sequential)"
+SSM_CUDA_SCAN_LANES=1 SSM_CUDA_SCAN_CHUNKS=1 $B --shape mamba-2.8b -p 2048,8192 -n 0 | grep -E "pp|tg"
+echo "== mamba-2.8b, SSM_CUDA_SCAN_CHUNKS=1 (thread-per-channel scan, sequential)"
 SSM_CUDA_SCAN_CHUNKS=1 $B --shape mamba-2.8b -p 2048,8192 -n 0 | grep -E "pp|tg"
 echo "== mamba-2.8b, default (chunked scan)"
 $B --shape mamba-2.8b -p 2048,8192 -n 128 -b 1,64 | grep -E "pp|tg"

@@ -10,18 +10,32 @@ namespace {
 
 constexpr int kMaxK = 8;
 
-// grid (ceil(C / 256), L): no 64-bit division per element.
+// grid (ceil(C / 256), ceil(L / kRun)): a thread walks kRun consecutive steps of one channel with
+// the taps and the last K-1 inputs in registers, so each input is loaded once, not K times.
+constexpr int kRun = 16;
+template <int K>
 __global__ void conv_prefill_kernel(ConvParams p) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, t = blockIdx.y;
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, t0 = int64_t(blockIdx.y) * kRun;
   if (c >= p.C) return;
-  const int64_t K = p.K;
-  float acc = p.bias ? p.bias[c] : 0.f;
-  for (int64_t k = 0; k < K; k++) {
-    const int64_t j = t - (K - 1) + k;  // input time of tap k
-    const float v = j < 0 ? p.state[(K - 1 + j) * p.C + c] : p.x[j * p.x_stride + c];
-    acc = fmaf(p.w[c * K + k], v, acc);
+  float w[K], win[K];
+#pragma unroll
+  for (int k = 0; k < K; k++) w[k] = p.w[c * K + k];
+#pragma unroll
+  for (int k = 0; k < K - 1; k++) {  // inputs at t0-(K-1) .. t0-1
+    const int64_t j = t0 - (K - 1) + k;
+    win[k] = j < 0 ? p.state[(K - 1 + j) * p.C + c] : p.x[j * p.x_stride + c];
   }
-  p.y[t * p.y_stride + c] = p.silu ? silu_d(acc) : acc;
+  const float b = p.bias ? p.bias[c] : 0.f;
+  const int64_t t1 = min(p.L, t0 + kRun);
+  for (int64_t t = t0; t < t1; t++) {
+    win[K - 1] = p.x[t * p.x_stride + c];
+    float acc = b;
+#pragma unroll
+    for (int k = 0; k < K; k++) acc = fmaf(w[k], win[k], acc);
+    p.y[t * p.y_stride + c] = p.silu ? silu_d(acc) : acc;
+#pragma unroll
+    for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
+  }
 }
 
 __global__ void conv_state_kernel(ConvParams p) {
@@ -163,8 +177,15 @@ void conv_xproj_step(const ConvXprojParams& p, cudaStream_t s) {
 void causal_conv1d(const ConvParams& p, cudaStream_t s) {
   if (p.K > kMaxK) throw Error("causal_conv1d: conv width " + std::to_string(p.K) + " exceeds " + std::to_string(kMaxK));
   if (p.L <= 0) return;
-  if (p.L > 65535) throw Error("causal_conv1d: blocks of more than 65535 tokens (internal)");
-  conv_prefill_kernel<<<dim3(blocks_for(p.C, 256), unsigned(p.L)), 256, 0, s>>>(p);
+  if (p.L > 65535 * int64_t(kRun)) throw Error("causal_conv1d: a block of more than 1M tokens (internal)");
+  const dim3 grid(blocks_for(p.C, 256), blocks_for(p.L, kRun));
+  switch (p.K) {
+#define SSM_CONV_CASE(k) case k: conv_prefill_kernel<k><<<grid, 256, 0, s>>>(p); break;
+    SSM_CONV_CASE(1) SSM_CONV_CASE(2) SSM_CONV_CASE(3) SSM_CONV_CASE(4)
+    SSM_CONV_CASE(5) SSM_CONV_CASE(6) SSM_CONV_CASE(7) SSM_CONV_CASE(8)
+#undef SSM_CONV_CASE
+    default: break;
+  }
   SSM_CUDA_LAUNCH_CHECK("causal_conv1d");
   if (p.K > 1) conv_state_kernel<<<blocks_for(p.C, 256), 256, 0, s>>>(p);
   SSM_CUDA_LAUNCH_CHECK("causal_conv1d state");

@@ -109,7 +109,7 @@ void conv_xproj_step(const ConvXprojParams& p, cudaStream_t stream);
 // run in parallel: chunk end states from zero, a carry over chunks, then the outputs (about twice the
 // recurrence work, for up to kScanMaxChunks times the parallelism). `chunks` 0 picks the count
 // (selective_scan_chunks; SSM_CUDA_SCAN_CHUNKS=n forces it), 1 is the sequential scan.
-constexpr int64_t kScanMaxChunks = 16;
+constexpr int64_t kScanMaxChunks = 64;
 int64_t selective_scan_workspace_floats(int64_t E, int64_t N);
 int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N);
 void selective_scan(const ScanParams& p, cudaStream_t stream, float* work = nullptr, int64_t chunks = 0);

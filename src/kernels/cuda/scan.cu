@@ -164,6 +164,114 @@ __global__ void __launch_bounds__(kPsThreads) scan_kernel(ScanParams p, int gs, 
   }
 }
 
+// Thread per channel, for N <= 16 (every Mamba-1 / FalconMamba checkpoint has 16): the channel's NS
+// states (N padded with B = C = 0, which keeps the padding at 0) live in one thread's registers, so
+// C·h needs no cross-lane reduction, and B, C of a step are read from shared memory as warp-wide
+// broadcasts. Blocks of kChThreads channels; kTs steps of u | δ | z | B | C staged per stage by
+// asynchronous copies, double-buffered; y goes straight to global memory (coalesced over channels).
+// The time-chunked passes are those of scan_kernel.
+constexpr int kChThreads = 128, kTs = 16;
+
+template <int NS>
+constexpr int64_t ch_stage_floats() { return 3 * kTs * kChThreads + 2 * kTs * NS; }
+
+template <int NS, int PASS>
+__global__ void __launch_bounds__(kChThreads) scan_ch_kernel(ScanParams p, ScanChunks ch) {
+  extern __shared__ __align__(16) float sm[];
+  constexpr int64_t S = ch_stage_floats<NS>();
+  const int tid = threadIdx.x;
+  const int64_t e = int64_t(blockIdx.x) * kChThreads + tid;
+  const bool active = e < p.E;
+  const int64_t kc = blockIdx.y, tbeg = PASS == kWhole ? 0 : kc * ch.len;
+  const int64_t tend = PASS == kWhole ? p.L : min(p.L, tbeg + ch.len);
+  const int N = int(p.N);
+  auto issue = [&](int buf, int64_t t0) {
+    float* d = sm + buf * S;
+    const int64_t len = min(int64_t(kTs), tend - t0);
+    if (active)
+      for (int tt = 0; tt < int(len); tt++) {
+        const int64_t t = t0 + tt;
+        cp_async4(d + tt * kChThreads + tid, p.u + t * p.u_stride + e);
+        cp_async4(d + (kTs + tt) * kChThreads + tid, p.delta + t * p.delta_stride + e);
+        if (p.z && PASS != kEnds) cp_async4(d + (2 * kTs + tt) * kChThreads + tid, p.z + t * p.z_stride + e);
+      }
+    float* dB = d + 3 * kTs * kChThreads;
+    for (int i = tid; i < kTs * NS; i += kChThreads) {
+      const int tt = i / NS, n = i % NS;
+      if (tt < len && n < N) {
+        cp_async4(dB + i, p.B + (t0 + tt) * p.B_stride + n);
+        if (PASS != kEnds) cp_async4(dB + kTs * NS + i, p.C + (t0 + tt) * p.C_stride + n);
+      } else {  // padding states and past-the-end steps read zeros
+        dB[i] = 0.f;
+        dB[kTs * NS + i] = 0.f;
+      }
+    }
+    cp_async_commit();
+  };
+  float* h_io = PASS == kWhole ? p.h : ch.h + kc * p.E * p.N;
+  float h[NS], A[NS];
+#pragma unroll
+  for (int n = 0; n < NS; n++) {
+    const bool ok = active && n < N;
+    h[n] = ok && PASS != kEnds ? h_io[e * p.N + n] : 0.f;
+    A[n] = ok ? p.A[e * p.N + n] : 0.f;
+  }
+  const float Dv = active && p.D ? p.D[e] : 0.f, bias = active ? p_bias(p, e) : 0.f;
+  float sdt = 0.f;
+  issue(0, tbeg);
+  for (int64_t t0 = tbeg, c = 0; t0 < tend; t0 += kTs, c++) {
+    const int64_t len = min(int64_t(kTs), tend - t0);
+    if (t0 + kTs < tend) {
+      issue(int((c + 1) & 1), t0 + kTs);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const float* d = sm + (c & 1) * S;
+    const float* sB = d + 3 * kTs * kChThreads;
+    const float* sC = sB + kTs * NS;
+    if (active) {
+      for (int tt = 0; tt < int(len); tt++) {
+        const float u = d[tt * kChThreads + tid];
+        const float dt = softplus_d(d[(kTs + tt) * kChThreads + tid] + bias), du = dt * u;
+        float part = 0.f;
+#pragma unroll
+        for (int n = 0; n < NS; n += 4) {
+          const float4 b4 = *reinterpret_cast<const float4*>(sB + tt * NS + n);
+          h[n] = fmaf(__expf(dt * A[n]), h[n], du * b4.x);
+          h[n + 1] = fmaf(__expf(dt * A[n + 1]), h[n + 1], du * b4.y);
+          h[n + 2] = fmaf(__expf(dt * A[n + 2]), h[n + 2], du * b4.z);
+          h[n + 3] = fmaf(__expf(dt * A[n + 3]), h[n + 3], du * b4.w);
+          if constexpr (PASS != kEnds) {
+            const float4 c4 = *reinterpret_cast<const float4*>(sC + tt * NS + n);
+            part = fmaf(h[n], c4.x, part);
+            part = fmaf(h[n + 1], c4.y, part);
+            part = fmaf(h[n + 2], c4.z, part);
+            part = fmaf(h[n + 3], c4.w, part);
+          }
+        }
+        if constexpr (PASS == kEnds) {
+          sdt += dt;
+        } else {
+          float y = fmaf(Dv, u, part);
+          if (p.z) y *= silu_d(d[(2 * kTs + tt) * kChThreads + tid]);
+          p.y[(t0 + tt) * p.y_stride + e] = y;
+        }
+      }
+    }
+    __syncthreads();  // the next stage's copies overwrite this buffer
+  }
+  if constexpr (PASS != kOut) {
+    if (active) {
+#pragma unroll
+      for (int n = 0; n < NS; n++)
+        if (n < N) h_io[e * p.N + n] = h[n];
+      if (PASS == kEnds) ch.sdt[kc * p.E + e] = sdt;
+    }
+  }
+}
+
 // One thread per (channel, state): h_in[0] = h, h_in[k+1] = exp(A·ΣΔ_k)·h_in[k] + end_k, in place
 // over the chunk end states; the state after the last chunk goes back to p.h.
 __global__ void scan_carry_kernel(ScanParams p, ScanChunks ch) {
@@ -332,48 +440,64 @@ int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N) {
     const char* e = std::getenv("SSM_CUDA_SCAN_CHUNKS");
     return e && *e ? std::max<int64_t>(0, std::min<int64_t>(kScanMaxChunks, std::atoll(e))) : int64_t(0);
   }();
-  if (forced) return std::min<int64_t>(forced, (L + kTc - 1) / kTc);
+  const int64_t step = N <= 16 ? kTs : kTc;
+  if (forced) return std::min<int64_t>(forced, (L + step - 1) / step);
   static const int sms = [] {
     int dev = 0, n = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
     return std::max(n, 1);
   }();
-  // Enough blocks for two full waves at 8 resident blocks per SM, chunks of at least 256 steps (the
-  // end-state pass repeats the recurrence, so short chunks cost more than their parallelism gives).
-  const int64_t base = blocks_for(E * group_size(N), kPsThreads), want = (16 * int64_t(sms) + base - 1) / base;
-  return std::max<int64_t>(1, std::min({want, L / 256, kScanMaxChunks}));
+  // Enough blocks for about four waves of four resident blocks per SM (thread-per-channel kernel;
+  // the lane-group kernel for N > 16 holds more), chunks of at least 32 steps (the end-state pass
+  // repeats the recurrence without C·h, so very short chunks cost more than they give).
+  const int64_t base = N <= 16 ? blocks_for(E, kChThreads) : blocks_for(E * group_size(N), kPsThreads);
+  const int64_t want = (16 * int64_t(sms) + base - 1) / base;
+  return std::max<int64_t>(1, std::min({want, L / 32, kScanMaxChunks}));
 }
 
 void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t chunks) {
   if (p.L <= 0) return;
-  const int gs = group_size(p.N);
-  const int64_t spl = (p.N + gs - 1) / gs;
-  const unsigned grid = blocks_for(p.E * gs, kPsThreads);
-  const size_t sh = scan_smem_floats(p.N, gs) * sizeof(float);
+  const bool per_channel = p.N <= 16 && !std::getenv("SSM_CUDA_SCAN_LANES");  // SSM_CUDA_SCAN_LANES=1: A/B
+  const int64_t step = per_channel ? kTs : kTc;
   if (chunks <= 0) chunks = work ? selective_scan_chunks(p.L, p.E, p.N) : 1;
   if (chunks > 1 && !work) throw Error("selective_scan: a chunked scan needs its workspace (internal)");
   ScanChunks ch;
   if (chunks > 1) {
-    ch.len = ((p.L + chunks - 1) / chunks + kTc - 1) / kTc * kTc;
+    ch.len = ((p.L + chunks - 1) / chunks + step - 1) / step * step;
     ch.n = (p.L + ch.len - 1) / ch.len;
     if (ch.n > kScanMaxChunks) throw Error("selective_scan: more chunks than the workspace holds (internal)");
     ch.h = work;
     ch.sdt = work + kScanMaxChunks * p.E * p.N;
   }
-  auto run = [&](auto whole, auto ends, auto out) {
+  auto run = [&](auto whole, auto ends, auto out, unsigned grid, int threads, size_t sh, auto... extra) {
     for (auto k : {whole, ends, out})
       check(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)), "selective_scan smem");
     if (ch.n == 1) {
-      whole<<<grid, kPsThreads, sh, s>>>(p, gs, ch);
+      whole<<<grid, threads, sh, s>>>(p, extra..., ch);
       return;
     }
     const dim3 g2(grid, unsigned(ch.n));
-    ends<<<g2, kPsThreads, sh, s>>>(p, gs, ch);
+    ends<<<g2, threads, sh, s>>>(p, extra..., ch);
     scan_carry_kernel<<<blocks_for(p.E * p.N, 256), 256, 0, s>>>(p, ch);
-    out<<<g2, kPsThreads, sh, s>>>(p, gs, ch);
+    out<<<g2, threads, sh, s>>>(p, extra..., ch);
   };
-#define SSM_SCAN_CASE(n) run(scan_kernel<n, kWhole>, scan_kernel<n, kEnds>, scan_kernel<n, kOut>)
+  if (per_channel) {
+    const unsigned grid = blocks_for(p.E, kChThreads);
+#define SSM_SCAN_CH(ns) run(scan_ch_kernel<ns, kWhole>, scan_ch_kernel<ns, kEnds>, scan_ch_kernel<ns, kOut>, grid, \
+                            kChThreads, size_t(2 * ch_stage_floats<ns>()) * sizeof(float))
+    if (p.N <= 4) SSM_SCAN_CH(4);
+    else if (p.N <= 8) SSM_SCAN_CH(8);
+    else SSM_SCAN_CH(16);
+#undef SSM_SCAN_CH
+    SSM_CUDA_LAUNCH_CHECK("selective_scan");
+    return;
+  }
+  const int gs = group_size(p.N);
+  const int64_t spl = (p.N + gs - 1) / gs;
+  const unsigned grid = blocks_for(p.E * gs, kPsThreads);
+  const size_t sh = scan_smem_floats(p.N, gs) * sizeof(float);
+#define SSM_SCAN_CASE(n) run(scan_kernel<n, kWhole>, scan_kernel<n, kEnds>, scan_kernel<n, kOut>, grid, kPsThreads, sh, gs)
   switch (spl) {
     case 1: SSM_SCAN_CASE(1); break;
     case 2: SSM_SCAN_CASE(2); break;

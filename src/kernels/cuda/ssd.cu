@@ -1,6 +1,6 @@
 // Mamba-2 SSD on the GPU (Dao & Gu 2024, §6 "SSD algorithm"); semantics of kernels/ref/scan.cpp
 // ssd_recurrent. Prefill is chunked (chunk Q) in five launches over one sequence:
-//   1 dt:    Δ = clamp(softplus(dt + bias)), cs = within-chunk cumsum of Δ·A        (L, H)
+//   1 dt:    Δ = clamp(softplus(dt + bias)), cs = within-chunk cumsum of Δ·A        (H, L)
 //   2 CB:    CB[c, g] = C_c · B_cᵀ                                                    (nc, G, Q, Q)
 //   3 state: S_c[h] = Σ_s exp(cs_end - cs_s) Δ_s x_s ⊗ B_s                           (nc, H, P, N)
 //   4 pass:  S_in[c] = state entering chunk c (sequential over chunks, in place); final state out
@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(kDtThreads) ssd_dt_kernel(SsdParams p, Work w)
   float sum = 0.f;
   for (int64_t t = a; t < b; t++) {
     const float dt = fminf(fmaxf(softplus_d(p.dt[t * p.dt_stride + h] + bias), p.dt_min), p.dt_max);
-    w.dt[t * p.H + h] = dt;
+    w.dt[h * p.L + t] = dt;
     sum += dt * Ah;
   }
   part[tid] = sum;
@@ -64,8 +64,8 @@ __global__ void __launch_bounds__(kDtThreads) ssd_dt_kernel(SsdParams p, Work w)
   }
   float run = part[tid] - sum;
   for (int64_t t = a; t < b; t++) {
-    run += w.dt[t * p.H + h] * Ah;
-    w.cs[t * p.H + h] = run;
+    run += w.dt[h * p.L + t] * Ah;
+    w.cs[h * p.L + t] = run;
   }
 }
 
@@ -202,13 +202,13 @@ __global__ void __launch_bounds__(kThreads) ssd_state_kernel(SsdParams p, Work w
   const int64_t Q = p.chunk, c = blockIdx.z, h = blockIdx.y, g = h / (p.H / p.G);
   const int64_t ntn = (p.N + kTile - 1) / kTile, pb = (blockIdx.x / ntn) * kTile, nb = (blockIdx.x % ntn) * kTile;
   const int64_t t0 = c * Q, len = min(Q, p.L - t0);
-  const float cs_end = w.cs[(t0 + len - 1) * p.H + h];
+  const float cs_end = w.cs[h * p.L + t0 + len - 1];
   Acc<TC> acc;
   acc.template mm<false, false>(
       len,
       [&](int64_t s, int r) {
         const int64_t t = t0 + s;
-        return pb + r < p.P ? p.x[t * p.x_stride + h * p.P + pb + r] * expf(cs_end - w.cs[t * p.H + h]) * w.dt[t * p.H + h] : 0.f;
+        return pb + r < p.P ? p.x[t * p.x_stride + h * p.P + pb + r] * expf(cs_end - w.cs[h * p.L + t]) * w.dt[h * p.L + t] : 0.f;
       },
       [&](int64_t s, int r) { return nb + r < p.N ? p.B[(t0 + s) * p.B_stride + g * p.N + nb + r] : 0.f; }, sm);
   acc.finish(sm);
@@ -236,7 +236,7 @@ __global__ void ssd_pass_kernel(SsdParams p, Work w, int64_t nc) {
       const int64_t c = c0 + u;
       if (c < nc) {
         v[u] = w.S[c * HPN + i];
-        decay[u] = expf(w.cs[(min(p.L, (c + 1) * p.chunk) - 1) * p.H + h]);
+        decay[u] = expf(w.cs[h * p.L + min(p.L, (c + 1) * p.chunk) - 1]);
       }
     }
 #pragma unroll
@@ -260,14 +260,14 @@ __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) 
   const int64_t t0 = c * Q, len = min(Q, p.L - t0);
   if (tb >= len) return;
   const float* CB = w.CB + (c * p.G + g) * Q * Q;
-  const float* cs = w.cs + t0 * p.H + h;  // cs[t * H]
-  const float* dt = w.dt + t0 * p.H + h;
+  const float* cs = w.cs + h * p.L + t0;  // this chunk of head h: contiguous over t
+  const float* dt = w.dt + h * p.L + t0;
   Acc<TC> acc;
   acc.template mm<true, false>(
       min(len, tb + kTile),
       [&](int64_t s, int r) {
         const int64_t t = tb + r;
-        return (t < len && s <= t) ? CB[t * Q + s] * expf(cs[t * p.H] - cs[s * p.H]) * dt[s * p.H] : 0.f;
+        return (t < len && s <= t) ? CB[t * Q + s] * expf(cs[t] - cs[s]) * dt[s] : 0.f;
       },
       [&](int64_t s, int r) { return pb + r < p.P ? p.x[(t0 + s) * p.x_stride + h * p.P + pb + r] : 0.f; }, sm);
   const float* Sin = w.S + (c * p.H + h) * p.P * p.N;
@@ -275,7 +275,7 @@ __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) 
       p.N,
       [&](int64_t n, int r) {
         const int64_t t = tb + r;
-        return t < len ? p.C[(t0 + t) * p.C_stride + g * p.N + n] * expf(cs[t * p.H]) : 0.f;
+        return t < len ? p.C[(t0 + t) * p.C_stride + g * p.N + n] * expf(cs[t]) : 0.f;
       },
       [&](int64_t n, int r) { return pb + r < p.P ? Sin[(pb + r) * p.N + n] : 0.f; }, sm);
   acc.finish(sm);
