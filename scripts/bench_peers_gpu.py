@@ -227,6 +227,7 @@ def main():
                "transformers": run_child("transformers", shape, a, None),
                "mamba_ssm": run_child("mamba_ssm", shape, a, a.mamba_ssm_path)}
         rows.append((shape, res))
+        note(f"partial {shape}: {json.dumps(res)}")  # survives a run cut short before the table
     clocks = subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem",
                              "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
     print(f"\nGPU: {gpu} (clocks now / max: {clocks}); {versions}; bf16 weights, f32 state; tok/s, mean of "

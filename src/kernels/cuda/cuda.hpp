@@ -133,7 +133,7 @@ void mamba1_step(const Mamba1StepParams& p, cudaStream_t stream);
 // ---- ssd.cu: Mamba-2 ------------------------------------------------------------------------------------
 // Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(p) floats. The chunk
 // products run in f32 on the CUDA cores or on TF32 tensor cores (f32 accumulation and states);
-// ssd_math_for picks TF32 for bf16/f16 models and f32 for f32 ones (SSM_CUDA_SSD=f32|tf32 forces one).
+// ssd_math_for picks f32 (measured faster, ssd.cu) unless SSM_CUDA_SSD=tf32 asks for the tensor cores.
 enum class SsdMath { F32, TF32 };
 SsdMath ssd_math_for(DType activations);
 int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk);
