@@ -300,6 +300,143 @@ __global__ void scan_carry_kernel(ScanParams p, ScanChunks ch) {
   p.h[i] = run;
 }
 
+// Weightless RMSNorm of v[0, n) in shared memory (all threads call).
+__device__ void smem_rms(float* v, int64_t n, float eps, float* tmp) {
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += v[i] * v[i];
+  const float r = rsqrtf(block_sum(ss, tmp) / float(n) + eps);
+  __syncthreads();
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) v[i] *= r;
+  __syncthreads();
+}
+
+// dst[0, n) = w[off, off + n) widened to f32, by the whole block: 16-byte loads, all issued before
+// the first is stored (one memory round trip) when the range is 16-byte aligned, else scalar loads
+// in batches of 8.
+template <class WT>
+__device__ void stage_rows_t(float* dst, const WT* w, int64_t n) {
+  constexpr int V = Vec<WT>::n, kMax = 4;
+  if ((reinterpret_cast<uintptr_t>(w) & 15) == 0 && n % V == 0) {
+    const int64_t nv = n / V;
+    for (int64_t base = 0; base < nv; base += int64_t(kMax) * blockDim.x) {
+      uint4 raw[kMax];
+#pragma unroll
+      for (int u = 0; u < kMax; u++) {
+        const int64_t i = base + threadIdx.x + int64_t(u) * blockDim.x;
+        if (i < nv) raw[u] = __ldg(reinterpret_cast<const uint4*>(w) + i);
+      }
+#pragma unroll
+      for (int u = 0; u < kMax; u++) {
+        const int64_t i = base + threadIdx.x + int64_t(u) * blockDim.x;
+        if (i < nv) Vec<WT>::widen(raw[u], dst + i * V);
+      }
+    }
+    return;
+  }
+  for (int64_t base = 0; base < n; base += 8 * int64_t(blockDim.x)) {
+    float v[8];
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+      const int64_t i = base + threadIdx.x + int64_t(u) * blockDim.x;
+      v[u] = i < n ? to_f(w[i]) : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+      const int64_t i = base + threadIdx.x + int64_t(u) * blockDim.x;
+      if (i < n) dst[i] = v[u];
+    }
+  }
+}
+__device__ void stage_rows(float* dst, const void* w, DType t, int64_t off, int64_t n) {
+  switch (t) {
+    case DType::BF16: return stage_rows_t(dst, static_cast<const __nv_bfloat16*>(w) + off, n);
+    case DType::F16: return stage_rows_t(dst, static_cast<const __half*>(w) + off, n);
+    default: return stage_rows_t(dst, static_cast<const float*>(w) + off, n);
+  }
+}
+
+// grid (ceil(E / channels per block), ceil(B / kStepSeqs)); dynamic shared: the block's dt_proj rows
+// (channels per block × R floats, staged once for up to kStepSeqs sequences) and each sequence's
+// δ | B | C row. Everything that does not depend on the previous kernels (A, dt_proj rows, biases) is
+// loaded before pdl_wait(); then the block's sequences' states and inputs, one barrier, the updates.
+constexpr int kStepSeqs = 8;
+
+template <int SPL>
+__global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepParams p, int gs) {
+  extern __shared__ float sh[];
+  __shared__ float tmp[32];
+  const int64_t RN = p.R + 2 * p.N;
+  const int cpb = kScanThreads / gs;  // channels per block
+  const int64_t e0 = int64_t(blockIdx.x) * cpb, b0 = int64_t(blockIdx.y) * kStepSeqs;
+  const int nb = int(min(int64_t(kStepSeqs), p.B - b0));
+  const int64_t e = e0 + threadIdx.x / gs;
+  const int li = threadIdx.x % gs;
+  const bool active = e < p.E;
+  float* dtw = sh;              // (cpb, R)
+  float* rows = sh + cpb * p.R;  // (kStepSeqs, RN)
+  stage_rows(dtw, p.dt_w, p.dt_w_dtype, e0 * p.R, min(int64_t(cpb), p.E - e0) * p.R);
+  float A[SPL];
+  for (int j = 0; j < SPL; j++) {
+    const int64_t n = li + j * gs;
+    A[j] = active && n < p.N ? p.A[e * p.N + n] : 0.f;
+  }
+  const float bias = active ? p.dt_bias[e] : 0.f;
+  const float Dv = active && p.D ? p.D[e] : 0.f;
+  pdl_trigger();
+  pdl_wait();
+  for (int64_t i = threadIdx.x; i < nb * RN; i += blockDim.x) rows[i] = p.dbc[(b0 + i / RN) * p.dbc_stride + i % RN];
+  float hv[kStepSeqs][SPL], u[kStepSeqs], zv[kStepSeqs];
+#pragma unroll
+  for (int q = 0; q < kStepSeqs; q++) {
+    const int64_t b = b0 + q;
+    const bool ok = active && q < nb;
+    float* h = ok ? p.states + int64_t(p.slots[b]) * p.slot_stride + e * p.N : nullptr;
+    for (int j = 0; j < SPL; j++) {
+      const int64_t n = li + j * gs;
+      hv[q][j] = ok && n < p.N ? h[n] : 0.f;
+    }
+    u[q] = ok ? p.u[b * p.u_stride + e] : 0.f;
+    zv[q] = ok && p.z ? p.z[b * p.z_stride + e] : 0.f;
+  }
+  __syncthreads();
+  if (p.bcdt_rms)
+    for (int q = 0; q < nb; q++) {
+      float* row = rows + q * RN;
+      smem_rms(row, p.R, p.rms_eps, tmp);
+      smem_rms(row + p.R, p.N, p.rms_eps, tmp);
+      smem_rms(row + p.R + p.N, p.N, p.rms_eps, tmp);
+    }
+  const float* wr = dtw + (active ? (e - e0) * p.R : 0);
+#pragma unroll
+  for (int q = 0; q < kStepSeqs; q++) {
+    if (q >= nb) break;  // uniform over the block
+    const float* dl = rows + q * RN;
+    const float* Bt = dl + p.R;
+    const float* Ct = dl + p.R + p.N;
+    float dr = 0.f;  // dt_proj row e · δ
+    if (active)
+      for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
+    dr = group_sum(dr, gs);
+    const float dt = softplus_d(dr + bias);
+    float* h = active ? p.states + int64_t(p.slots[b0 + q]) * p.slot_stride + e * p.N : nullptr;
+    float part = 0.f;
+    for (int j = 0; j < SPL; j++) {
+      const int64_t n = li + j * gs;
+      if (active && n < p.N) {
+        const float hn = expf(dt * A[j]) * hv[q][j] + dt * Bt[n] * u[q];
+        h[n] = hn;
+        part = fmaf(hn, Ct[n], part);
+      }
+    }
+    part = group_sum(part, gs);
+    if (active && li == 0) {
+      float y = part + Dv * u[q];
+      if (p.z) y *= silu_d(zv[q]);
+      p.y[(b0 + q) * p.y_stride + e] = y;
+    }
+  }
+}
+
 int group_size(int64_t N) {
   int g = 1;
   while (g < N && g < 32) g *= 2;
