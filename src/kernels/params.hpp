@@ -9,17 +9,8 @@
 namespace ssm::kernels {
 
 // y (M, N) = x (M, K) · W(N, K)ᵀ + bias (N).  W in `w_dtype`, everything else f32.
-// I8 weights are q8: W[n,k] = w[n,k] · w_scale[n, k/32] (K a multiple of kQ8Block), and a q8 product
-// is Q8 × Q8 (as llama.cpp's Q8_0): each x row is quantised in the same blocks of 32 by
-// quantize_q8_activations, the block's integer products are summed exactly, and
-//   y[m, n] = Σ_b w_scale[n, b] · x_scale[m, b] · Σ_{k in b} w[n, k] · q[m, k]  (+ bias).
-// Every backend computes this (the prefill GEMM on x dequantised from its q8 form, which gives the
-// same products), so decode, prefill and every ISA agree to f32 rounding.
+// I8 weights are q8: W[n,k] = w[n,k] · w_scale[n, k/32] (K a multiple of kQ8Block).
 inline constexpr int64_t kQ8Block = 32;
-// x (K, a multiple of kQ8Block) -> q (K int8 in [-127, 127]) and scale (K/32): scale = max|x_b|/127,
-// q = round-half-even(x / scale); an all-zero block has scale 0 and q 0; a block holding Inf or NaN
-// has scale NaN, so every product that reads it is NaN.
-void quantize_q8_activations(const float* x, int64_t K, int8_t* q, float* scale);
 struct LinearParams {
   int64_t M, N, K;
   const float* x; int64_t x_stride;

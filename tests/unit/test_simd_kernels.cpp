@@ -112,45 +112,6 @@ TEST(SimdKernels, GemvMatchesReferenceOnEveryIsa) {
   }
 }
 
-// The activation quantiser of the Q8 × Q8 product (params.hpp), against values worked by hand, and
-// its vectorised form against it bit for bit on every ISA (ties, clamping, zero and non-finite blocks).
-TEST(SimdKernels, Q8ActivationQuantiser) {
-  std::vector<float> x(4 * kQ8Block, 0.f);
-  x[0] = 127.f, x[1] = 0.5f, x[2] = 1.5f, x[3] = 2.5f, x[4] = -3.5f, x[5] = -127.f;  // scale 1: ties go to even
-  for (int64_t j = 0; j < kQ8Block; j++) x[size_t(2 * kQ8Block + j)] = 0.01f * float(j - 7);  // scale 0.24/127
-  x[size_t(3 * kQ8Block + 9)] = INFINITY;  // block 3 is not finite; block 1 is all zero
-  std::vector<int8_t> q(x.size());
-  std::vector<float> sc(4);
-  quantize_q8_activations(x.data(), int64_t(x.size()), q.data(), sc.data());
-  EXPECT_EQ(sc[0], 1.f);
-  EXPECT_EQ((std::vector<int>{q[0], q[1], q[2], q[3], q[4], q[5]}), (std::vector<int>{127, 0, 2, 2, -4, -127}));
-  EXPECT_EQ(sc[1], 0.f);
-  EXPECT_EQ(q[size_t(kQ8Block)], 0);
-  EXPECT_FLOAT_EQ(sc[2], 0.24f / 127.f);
-  EXPECT_EQ(q[size_t(2 * kQ8Block + 31)], 127);
-  EXPECT_EQ(q[size_t(2 * kQ8Block)], int(std::nearbyint(-0.07f * (127.f / 0.24f))));
-  EXPECT_TRUE(std::isnan(sc[3]));
-  IsaGuard g;
-  auto r = randn(size_t(40 * kQ8Block), 11);
-  r[5] = 0.f;
-  for (int64_t j = 0; j < kQ8Block; j++) r[size_t(3 * kQ8Block + j)] = 0.f;
-  r[size_t(7 * kQ8Block + 2)] = NAN;
-  for (int64_t j = 0; j < kQ8Block; j++) r[size_t(9 * kQ8Block + j)] = float(j % 5) - 2.f;  // exact ties
-  r[size_t(9 * kQ8Block)] = 4.f;
-  std::vector<int8_t> want(r.size());
-  std::vector<float> wsc(40);
-  quantize_q8_activations(r.data(), int64_t(r.size()), want.data(), wsc.data());
-  for (const auto& isa : cpu::available_isas()) {
-    cpu::set_isa(isa);
-    std::vector<int16_t> got(r.size());
-    std::vector<float> gsc(40);
-    cpu::quantize_q8_activations_i16(r.data(), int64_t(r.size()), got.data(), gsc.data());
-    for (size_t i = 0; i < r.size(); i++) ASSERT_EQ(got[i], want[i]) << isa << " at " << i;
-    for (size_t b = 0; b < 40; b++)
-      ASSERT_TRUE(gsc[b] == wsc[b] || (std::isnan(gsc[b]) && std::isnan(wsc[b]))) << isa << " block " << b;
-  }
-}
-
 TEST(SimdKernels, LinearUsesGemvForSmallBatchesAndBlasBeyond) {
   // Both paths of cpu::linear agree with the reference (M = 1 and M = 33).
   for (int64_t M : {1, 33}) {

@@ -25,8 +25,6 @@ void linear(const LinearParams& p);
 // Matrix-vector products (any M, meant for M <= kGemvMaxRows): conversion fused, rows threaded.
 inline constexpr int64_t kGemvMaxRows = 8;
 void gemv(const LinearParams& p);
-// params.hpp's quantize_q8_activations, vectorised (same results), with the values widened to int16.
-void quantize_q8_activations_i16(const float* x, int64_t K, int16_t* q, float* scale);
 // n weights of type t widened to f32 (I8: raw values, no scales); vectorised and threaded.
 void widen_to_f32(DType t, const void* src, float* dst, int64_t n);
 // Mamba-1 scan, channel-outer so each channel's N-state lives in registers for the whole sequence.

@@ -137,24 +137,6 @@ void linear(const LinearParams& p) {
     buf.resize(size_t(panel * p.K));
     float* bp = buf.data();  // thread_local: the pool's workers must see this thread's buffer
     const size_t es = dtype_size(p.w_dtype);
-    const float* x = p.x;
-    int64_t xs = p.x_stride;
-    if (p.w_dtype == DType::I8) {  // Q8 × Q8 (params.hpp): the product of the dequantised q8 activations
-      const int64_t nb = p.K / kQ8Block;
-      thread_local std::vector<float> xd;
-      xd.resize(size_t(p.M * p.K));
-      float* xp = xd.data();
-      parallel_for(p.M, 8, [&](int64_t m0, int64_t m1) {
-        std::vector<int8_t> q(static_cast<size_t>(p.K));
-        std::vector<float> sc(static_cast<size_t>(nb));
-        for (int64_t m = m0; m < m1; m++) {
-          quantize_q8_activations(p.x + m * p.x_stride, p.K, q.data(), sc.data());
-          for (int64_t k = 0; k < p.K; k++) xp[m * p.K + k] = float(q[size_t(k)]) * sc[size_t(k / kQ8Block)];
-        }
-      });
-      x = xp;
-      xs = p.K;
-    }
     for (int64_t n0 = 0; n0 < p.N; n0 += panel) {
       const int64_t nn = std::min(panel, p.N - n0);
       widen_to_f32(p.w_dtype, static_cast<const char*>(p.w) + size_t(n0 * p.K) * es, bp, nn * p.K);
@@ -168,7 +150,7 @@ void linear(const LinearParams& p) {
           }
         });
       }
-      matmul(p.M, nn, p.K, x, xs, bp, p.K, p.y + n0, p.y_stride, dt::f32);
+      matmul(p.M, nn, p.K, p.x, p.x_stride, bp, p.K, p.y + n0, p.y_stride, dt::f32);
     }
   }
   if (p.bias)
