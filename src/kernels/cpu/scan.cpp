@@ -75,14 +75,33 @@ void ScanChannels(const ScanParams& p, int64_t e0, int64_t e1) {
   constexpr int64_t kMaxN = 256;
   HWY_ALIGN float h[kMaxN + 64];
   const int64_t N = p.N, Nv = N / L * L;  // vector part; the N % L tail is scalar
+  // Decode (one step): Δ and silu(z) of a tile of channels first, vectorised across channels, so
+  // the per-channel loop below has no scalar log1p/exp calls (they were ~1/3 of its time).
+  constexpr int64_t kTile = 64;
+  HWY_ALIGN float dt1[kTile], gate1[kTile];
+  const bool one = p.L == 1;
   for (int64_t e = e0; e < e1; e++) {
+    const int64_t j = (e - e0) % kTile;
+    if (one && j == 0) {
+      const int64_t n = std::min(kTile, e1 - e);
+      int64_t i = 0;
+      for (; i + L <= n; i += L) {
+        const auto b = p.dt_bias ? hn::LoadU(d, p.dt_bias + e + i) : hn::Zero(d);
+        hn::Store(Softplus(d, hn::Add(hn::LoadU(d, p.delta + e + i), b)), d, dt1 + i);
+        if (p.z) hn::Store(Silu(d, hn::LoadU(d, p.z + e + i)), d, gate1 + i);
+      }
+      for (; i < n; i++) {
+        dt1[i] = softplus(p.delta[e + i] + (p.dt_bias ? p.dt_bias[e + i] : 0.f));
+        if (p.z) gate1[i] = silu(p.z[e + i]);
+      }
+    }
     std::copy(p.h + e * N, p.h + (e + 1) * N, h);
     const float* A = p.A + e * N;
     const float bias = p.dt_bias ? p.dt_bias[e] : 0.f;
     const float Dd = p.D ? p.D[e] : 0.f;
     for (int64_t t = 0; t < p.L; t++) {
       const float u = p.u[t * p.u_stride + e];
-      const float dt = softplus(p.delta[t * p.delta_stride + e] + bias);
+      const float dt = one ? dt1[j] : softplus(p.delta[t * p.delta_stride + e] + bias);
       const float* B = p.B + t * p.B_stride;
       const float* C = p.C + t * p.C_stride;
       const auto vdt = hn::Set(d, dt), vdu = hn::Set(d, dt * u);
@@ -99,7 +118,7 @@ void ScanChannels(const ScanParams& p, int64_t e0, int64_t e1) {
         y += h[n] * C[n];
       }
       y += Dd * u;
-      if (p.z) y *= silu(p.z[t * p.z_stride + e]);
+      if (p.z) y *= one ? gate1[j] : silu(p.z[t * p.z_stride + e]);
       p.y[t * p.y_stride + e] = y;
     }
     std::copy(h, h + N, p.h + e * N);
