@@ -318,7 +318,7 @@ class CudaLM final : public Model {
     b.dbc2 = f(T * std::max<int64_t>(RN, 1));
     b.delta = f(c_.arch == Arch::Mamba1 ? T * E : 1);
     b.y = f(T * E);
-    b.ssd = f(c_.arch == Arch::Mamba2 ? kc::ssd_workspace_floats(T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, c_.chunk_size)
+    b.ssd = f(c_.arch == Arch::Mamba2 ? kc::ssd_workspace_floats(T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size))
                                       : kc::selective_scan_workspace_floats(E, c_.d_state));  // Mamba-1: the chunked scan's
     b.logits = f(b.logit_rows * c_.vocab);
     b.ids = static_cast<int32_t*>(arena_.alloc(size_t(T) * 4, what));
@@ -418,7 +418,7 @@ class CudaLM final : public Model {
     Bufs& b = pre_;
     linear(l.in_proj, b.h, T, D, b.proj, W, l.norm_w);  // (T, W): z | xBC | dt
     kc::causal_conv1d({T, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_);
-    kc::ssd_prefill({T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, c_.chunk_size, b.xc, CC, b.proj + E + CC, W,
+    kc::ssd_prefill({T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size), b.xc, CC, b.proj + E + CC, W,
                      l.dt_bias, l.A, b.xc + E, CC, b.xc + E + GN, CC, l.D, c_.dt_min, c_.dt_max, st + (K - 1) * CC, b.y, E},
                     b.ssd, stream_, kc::ssd_math_for(wt_));
     gate(l, T, b);

@@ -135,6 +135,11 @@ void mamba1_step(const Mamba1StepParams& p, cudaStream_t stream);
 // products run in f32 on the CUDA cores or on TF32 tensor cores (f32 accumulation and states);
 // ssd_math_for picks f32 (measured faster, ssd.cu) unless SSM_CUDA_SSD=tf32 asks for the tensor cores.
 enum class SsdMath { F32, TF32 };
+// The chunk length the GPU prefill uses. The chunked algorithm is exact for any chunk length (the
+// checkpoint's chunk_size only sets the reference implementations' blocking), and these kernels'
+// cost is dominated by the intra-chunk product, O(L·Q), so the GPU uses 64-step chunks by default
+// (SSM_CUDA_SSD_CHUNK=n overrides; docs/benchmarks.md has the measurement).
+int64_t ssd_chunk_for(int64_t config_chunk);
 SsdMath ssd_math_for(DType activations);
 int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk);
 void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream, SsdMath math = SsdMath::F32);

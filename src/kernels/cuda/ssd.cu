@@ -13,6 +13,7 @@
 // B and C held in registers.
 #include <mma.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -360,6 +361,15 @@ SsdMath ssd_math_for(DType activations) {
   // arithmetic (ncu: ~35% SM throughput, ~3% DRAM), so the f32 path is both exact and faster today.
   (void)activations;
   return SsdMath::F32;
+}
+
+int64_t ssd_chunk_for(int64_t config_chunk) {
+  static const int64_t forced = [] {
+    const char* e = std::getenv("SSM_CUDA_SSD_CHUNK");
+    return e && *e ? std::max<int64_t>(0, std::atoll(e)) : int64_t(0);
+  }();
+  if (forced > 0) return forced;
+  return config_chunk > 0 ? std::min<int64_t>(config_chunk, 64) : 64;
 }
 
 void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math) {
