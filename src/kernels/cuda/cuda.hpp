@@ -137,7 +137,7 @@ void mamba1_step(const Mamba1StepParams& p, cudaStream_t stream);
 enum class SsdMath { F32, TF32 };
 // The chunk length the GPU prefill uses. The chunked algorithm is exact for any chunk length (the
 // checkpoint's chunk_size only sets the reference implementations' blocking), and these kernels'
-// cost is dominated by the intra-chunk product, O(L·Q), so the GPU uses 64-step chunks by default
+// cost is dominated by the intra-chunk product, O(L·Q), so the GPU uses 128-step chunks by default
 // (SSM_CUDA_SSD_CHUNK=n overrides; docs/benchmarks.md has the measurement).
 int64_t ssd_chunk_for(int64_t config_chunk);
 SsdMath ssd_math_for(DType activations);

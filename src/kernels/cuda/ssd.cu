@@ -369,7 +369,9 @@ int64_t ssd_chunk_for(int64_t config_chunk) {
     return e && *e ? std::max<int64_t>(0, std::atoll(e)) : int64_t(0);
   }();
   if (forced > 0) return forced;
-  return config_chunk > 0 ? std::min<int64_t>(config_chunk, 64) : 64;
+  // mamba2-2.7b on an H200, pp2048 / pp8192 tok/s: Q=256 (its config) 25,645 / 25,646, 128 27,855 /
+  // 27,883, 64 26,953 / 26,964, 32 21,837 / 21,840 (one call, ssm bench -r 3).
+  return config_chunk > 0 ? std::min<int64_t>(config_chunk, 128) : 128;
 }
 
 void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math) {
