@@ -1,8 +1,10 @@
 // Mamba-1 selective scan (Gu & Dao 2023, Alg. 2) on the GPU; semantics of kernels/ref/scan.cpp.
-// A group of GS lanes (GS = N rounded up to a power of two, at most 32) owns one channel: each lane
-// keeps SPL = ceil(N/GS) states in registers for the whole sequence, and C·h is reduced with
-// shuffles inside the group. dt softplus, the D skip and the z gate are fused; the step kernel also
-// fuses dt_proj and FalconMamba's weightless B/C/Δ norms.
+// Prefill has two kernels: for N <= 16 (every Mamba-1 checkpoint) one thread per channel holding all
+// its states in registers (scan_ch_kernel); for larger N a group of GS lanes per channel (GS = N
+// rounded up to a power of two, at most 32), each lane keeping SPL = ceil(N/GS) states, C·h reduced
+// with shuffles inside the group (scan_kernel). Both run a long sequence as parallel time chunks
+// (ScanChunks). dt softplus, the D skip and the z gate are fused; the step kernel also fuses dt_proj
+// and FalconMamba's weightless B/C/Δ norms.
 #include <algorithm>
 #include <cstdlib>
 
