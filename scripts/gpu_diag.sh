@@ -40,3 +40,13 @@ if command -v ncu >/dev/null && [ -z "${NO_NCU:-}" ]; then
     grep -E "^  [a-zA-Z_].*\(|gpu__time_duration.sum|throughput" "$OUT/ncu_prefill_$s.txt" | head -60
   done
 fi
+# Why the SSD output/state kernels run at ~35-41% SM throughput (NCU_SSD=1): occupancy, stall reasons
+# and memory-pipe use of a few launches each, from a 2,048-token mamba2-2.7b prefill.
+if command -v ncu >/dev/null && [ -n "${NCU_SSD:-}" ]; then
+  echo "== ncu SSD kernels, detailed sections"
+  ncu --clock-control none --kernel-name regex:"ssd_(out|state)_kernel" --launch-count 4 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+    "$BUILD"/bin/ssm bench --device cuda --dtype bf16 -r 1 --shape mamba2-2.7b -p 2048 -n 0 >"$OUT/ncu_ssd_detail.txt" 2>&1
+  grep -E "ssd_|Duration|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Stall|Warp Cycles Per Issued|Mem Pipes|L1/TEX Hit|Compute \(SM\) Throughput" \
+    "$OUT/ncu_ssd_detail.txt" | head -80
+fi
