@@ -76,7 +76,7 @@ struct DLayer {
 // Activation scratch for blocks of up to T rows.
 struct Bufs {
   int64_t T = 0;
-  float *h, *proj, *xc, *dbc, *dbc2, *delta, *y, *ssd, *logits;
+  float *h, *proj, *xc, *dbc, *dbc2, *delta, *y, *scan_ws, *logits;  // scan_ws: SSD or chunked-scan workspace
   int32_t *ids, *slots, *next;
   int64_t logit_rows = 0;
 };
@@ -318,8 +318,9 @@ class CudaLM final : public Model {
     b.dbc2 = f(T * std::max<int64_t>(RN, 1));
     b.delta = f(c_.arch == Arch::Mamba1 ? T * E : 1);
     b.y = f(T * E);
-    b.ssd = f(c_.arch == Arch::Mamba2 ? kc::ssd_workspace_floats(T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size))
-                                      : kc::selective_scan_workspace_floats(E, c_.d_state));  // Mamba-1: the chunked scan's
+    b.scan_ws = f(c_.arch == Arch::Mamba2
+                      ? kc::ssd_workspace_floats(T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size))
+                      : kc::selective_scan_workspace_floats(T, E, c_.d_state));
     b.logits = f(b.logit_rows * c_.vocab);
     b.ids = static_cast<int32_t*>(arena_.alloc(size_t(T) * 4, what));
     b.slots = static_cast<int32_t*>(arena_.alloc(size_t(T) * 4, what));
@@ -327,7 +328,7 @@ class CudaLM final : public Model {
     return b;
   }
   void free_bufs(Bufs& b) {
-    for (float* p : {b.h, b.proj, b.xc, b.dbc, b.dbc2, b.delta, b.y, b.ssd, b.logits}) arena_.free(p);
+    for (float* p : {b.h, b.proj, b.xc, b.dbc, b.dbc2, b.delta, b.y, b.scan_ws, b.logits}) arena_.free(p);
     for (int32_t* p : {b.ids, b.slots, b.next}) arena_.free(p);
     b = Bufs{};
   }
@@ -408,7 +409,7 @@ class CudaLM final : public Model {
     }
     linear(l.dt_proj, b.dbc, T, RN, b.delta, E);  // (T, E), bias and softplus in the scan
     kc::selective_scan({T, E, N, b.xc, E, b.delta, E, l.dt_bias, l.A, b.dbc + R, RN, b.dbc + R + N, RN, l.D, b.proj + E,
-                        2 * E, st + (K - 1) * E, b.y, E}, stream_, b.ssd);
+                        2 * E, st + (K - 1) * E, b.y, E}, stream_, b.scan_ws);
     linear(l.out_proj, b.y, T, E, b.h, D, nullptr, /*acc=*/true);  // h += out_proj(y)
   }
 
@@ -420,7 +421,7 @@ class CudaLM final : public Model {
     kc::causal_conv1d({T, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_);
     kc::ssd_prefill({T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size), b.xc, CC, b.proj + E + CC, W,
                      l.dt_bias, l.A, b.xc + E, CC, b.xc + E + GN, CC, l.D, c_.dt_min, c_.dt_max, st + (K - 1) * CC, b.y, E},
-                    b.ssd, stream_, kc::ssd_math_for(wt_));
+                    b.scan_ws, stream_, kc::ssd_math());
     gate(l, T, b);
     linear(l.out_proj, b.y, T, E, b.h, D, nullptr, true);
   }

@@ -186,7 +186,7 @@ TEST(CudaKernels, SelectiveScanPrefill) {
     kr::selective_scan({L, E, N, u.data(), E, dl.data(), E, bias.data(), A.data(), Bm.data(), N, Cm.data(), N, D.data(),
                         z.data(), E, rh.data(), ref.data(), E});
     DevBuf<float> du(u), ddl(dl), db(bias), dA(A), dB(Bm), dC(Cm), dD(D), dz(z), dh(h), dy(static_cast<size_t>(L * E));
-    DevBuf<float> work(static_cast<size_t>(kc::selective_scan_workspace_floats(E, N)));
+    DevBuf<float> work(static_cast<size_t>(kc::selective_scan_workspace_floats(L, E, N)));
     // Sequential, then time-chunked (2 and 3 chunks: ragged last chunk; the auto choice): the chunk
     // boundaries reassociate the recurrence (exp(A·ΣΔ) for Π exp(ΔA)), ~1e-6 relative in f32.
     for (int64_t chunks : {int64_t(1), int64_t(2), int64_t(3), int64_t(0)}) {

@@ -105,12 +105,13 @@ void conv_xproj_step(const ConvXprojParams& p, cudaStream_t stream);
 
 // ---- scan.cu: Mamba-1 ----------------------------------------------------------------------------------
 // Prefill of one sequence (ScanParams with device pointers; dt softplus, D skip and z gate fused).
-// With a workspace (selective_scan_workspace_floats) a long sequence is split into time chunks that
-// run in parallel: chunk end states from zero, a carry over chunks, then the outputs (about twice the
-// recurrence work, for up to kScanMaxChunks times the parallelism). `chunks` 0 picks the count
+// With a workspace (selective_scan_workspace_floats, for the longest L it will be given) a long
+// sequence is split into time chunks that run in parallel: chunk end states from zero, a carry over
+// chunks, then the outputs (about twice the recurrence work, for up to kScanMaxChunks times the
+// parallelism). `chunks` 0 picks the count
 // (selective_scan_chunks; SSM_CUDA_SCAN_CHUNKS=n forces it), 1 is the sequential scan.
 constexpr int64_t kScanMaxChunks = 64;
-int64_t selective_scan_workspace_floats(int64_t E, int64_t N);
+int64_t selective_scan_workspace_floats(int64_t L, int64_t E, int64_t N);
 int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N);
 void selective_scan(const ScanParams& p, cudaStream_t stream, float* work = nullptr, int64_t chunks = 0);
 // One token for B sequences, fused: [weightless RMSNorm of δ, B, C] → Δ = softplus(dt_proj·δ + dt_bias)
@@ -133,14 +134,14 @@ void mamba1_step(const Mamba1StepParams& p, cudaStream_t stream);
 // ---- ssd.cu: Mamba-2 ------------------------------------------------------------------------------------
 // Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(p) floats. The chunk
 // products run in f32 on the CUDA cores or on TF32 tensor cores (f32 accumulation and states);
-// ssd_math_for picks f32 (measured faster, ssd.cu) unless SSM_CUDA_SSD=tf32 asks for the tensor cores.
+// ssd_math() is f32 (measured faster, ssd.cu) unless SSM_CUDA_SSD=tf32 asks for the tensor cores.
 enum class SsdMath { F32, TF32 };
 // The chunk length the GPU prefill uses. The chunked algorithm is exact for any chunk length (the
 // checkpoint's chunk_size only sets the reference implementations' blocking), and these kernels'
 // cost is dominated by the intra-chunk product, O(L·Q), so the GPU uses 128-step chunks by default
 // (SSM_CUDA_SSD_CHUNK=n overrides; docs/benchmarks.md has the measurement).
 int64_t ssd_chunk_for(int64_t config_chunk);
-SsdMath ssd_math_for(DType activations);
+SsdMath ssd_math();
 int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk);
 void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream, SsdMath math = SsdMath::F32);
 struct SsdStepParams {

@@ -445,16 +445,28 @@ int group_size(int64_t N) {
   return g;
 }
 
+// The thread-per-channel kernel serves N <= 16 unless SSM_CUDA_SCAN_LANES=1 asks for the lane-group
+// one (A/B); the chunk planner and the launcher both go by this, and by its step granularity.
+bool per_channel(int64_t N) {
+  static const bool lanes = [] { const char* e = std::getenv("SSM_CUDA_SCAN_LANES"); return e && *e && *e != '0'; }();
+  return N <= 16 && !lanes;
+}
+int64_t chunk_step(int64_t N) { return per_channel(N) ? kTs : kTc; }
+
+// Chunks a sequence of L steps may be cut into: what the planner below can return (and what the
+// workspace is sized for).
+int64_t max_chunks(int64_t L) { return std::max<int64_t>(1, std::min<int64_t>(kScanMaxChunks, (L + kTs - 1) / kTs)); }
+
 }  // namespace
 
-int64_t selective_scan_workspace_floats(int64_t E, int64_t N) { return kScanMaxChunks * E * (N + 1); }
+int64_t selective_scan_workspace_floats(int64_t L, int64_t E, int64_t N) { return max_chunks(L) * E * (N + 1); }
 
 int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N) {
   static const int64_t forced = [] {  // SSM_CUDA_SCAN_CHUNKS=n forces n chunks (1: sequential; 0: automatic)
     const char* e = std::getenv("SSM_CUDA_SCAN_CHUNKS");
     return e && *e ? std::max<int64_t>(0, std::min<int64_t>(kScanMaxChunks, std::atoll(e))) : int64_t(0);
   }();
-  const int64_t step = N <= 16 ? kTs : kTc;
+  const int64_t step = chunk_step(N);
   if (forced) return std::min<int64_t>(forced, (L + step - 1) / step);
   static const int sms = [] {
     int dev = 0, n = 0;
@@ -465,24 +477,23 @@ int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N) {
   // Enough blocks for about four waves of four resident blocks per SM (thread-per-channel kernel;
   // the lane-group kernel for N > 16 holds more), chunks of at least 32 steps (the end-state pass
   // repeats the recurrence without C·h, so very short chunks cost more than they give).
-  const int64_t base = N <= 16 ? blocks_for(E, kChThreads) : blocks_for(E * group_size(N), kPsThreads);
+  const int64_t base = per_channel(N) ? blocks_for(E, kChThreads) : blocks_for(E * group_size(N), kPsThreads);
   const int64_t want = (16 * int64_t(sms) + base - 1) / base;
   return std::max<int64_t>(1, std::min({want, L / 32, kScanMaxChunks}));
 }
 
 void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t chunks) {
   if (p.L <= 0) return;
-  const bool per_channel = p.N <= 16 && !std::getenv("SSM_CUDA_SCAN_LANES");  // SSM_CUDA_SCAN_LANES=1: A/B
-  const int64_t step = per_channel ? kTs : kTc;
+  const int64_t step = chunk_step(p.N);
   if (chunks <= 0) chunks = work ? selective_scan_chunks(p.L, p.E, p.N) : 1;
   if (chunks > 1 && !work) throw Error("selective_scan: a chunked scan needs its workspace (internal)");
   ScanChunks ch;
   if (chunks > 1) {
     ch.len = ((p.L + chunks - 1) / chunks + step - 1) / step * step;
     ch.n = (p.L + ch.len - 1) / ch.len;
-    if (ch.n > kScanMaxChunks) throw Error("selective_scan: more chunks than the workspace holds (internal)");
+    if (ch.n > max_chunks(p.L)) throw Error("selective_scan: more chunks than the workspace holds (internal)");
     ch.h = work;
-    ch.sdt = work + kScanMaxChunks * p.E * p.N;
+    ch.sdt = work + ch.n * p.E * p.N;
   }
   auto run = [&](auto whole, auto ends, auto out, unsigned grid, int threads, size_t sh, auto... extra) {
     for (auto k : {whole, ends, out})
@@ -496,7 +507,7 @@ void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t ch
     scan_carry_kernel<<<blocks_for(p.E * p.N, 256), 256, 0, s>>>(p, ch);
     out<<<g2, threads, sh, s>>>(p, extra..., ch);
   };
-  if (per_channel) {
+  if (per_channel(p.N)) {
     const unsigned grid = blocks_for(p.E, kChThreads);
 #define SSM_SCAN_CH(ns) run(scan_ch_kernel<ns, kWhole>, scan_ch_kernel<ns, kEnds>, scan_ch_kernel<ns, kOut>, grid, \
                             kChThreads, size_t(2 * ch_stage_floats<ns>()) * sizeof(float))

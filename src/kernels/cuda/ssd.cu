@@ -8,7 +8,7 @@
 // 2, 3 and 5 are 64×64-tiled matrix products staged in shared memory, in one of two arithmetics
 // (SsdMath): f32 FMA on the CUDA cores, so f32 checkpoints keep f32 accuracy, or TF32 tensor cores
 // (WMMA m16n16k8, operands rounded to TF32's 10-bit mantissa, f32 accumulation and f32 chunk states),
-// opt-in (SSM_CUDA_SSD=tf32; see ssd_math_for for why it is not the default).
+// opt-in (SSM_CUDA_SSD=tf32; see ssd_math for why it is not the default).
 // The step kernel updates one head of one sequence per block: a warp per state row, lanes across N,
 // B and C held in registers.
 #include <mma.h>
@@ -346,7 +346,7 @@ int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t
   return 2 * L * H + nc * H * P * N + nc * G * Q * Q;
 }
 
-SsdMath ssd_math_for(DType activations) {
+SsdMath ssd_math() {
   static const int forced = [] {  // SSM_CUDA_SSD=f32|tf32 overrides the choice (measurements, A/B)
     const char* e = std::getenv("SSM_CUDA_SSD");
     if (!e || !*e) return -1;
@@ -355,12 +355,10 @@ SsdMath ssd_math_for(DType activations) {
     if (v == "tf32") return int(SsdMath::TF32);
     throw Error("SSM_CUDA_SSD=" + v + ": expected f32 or tf32");
   }();
-  if (forced >= 0) return SsdMath(forced);
   // TF32 is opt-in: on mamba2-2.7b (H200, pp2048) it measured 2.6% slower than f32 (24,957 vs 25,610
   // tok/s), because these tiles are bound by their operand loaders (exp, indexing), not by the
   // arithmetic (ncu: ~35% SM throughput, ~3% DRAM), so the f32 path is both exact and faster today.
-  (void)activations;
-  return SsdMath::F32;
+  return forced >= 0 ? SsdMath(forced) : SsdMath::F32;
 }
 
 int64_t ssd_chunk_for(int64_t config_chunk) {
