@@ -151,9 +151,9 @@ def bench_mamba_ssm(shape, prompts, gen, batches, reps):
     return r
 
 
-def bench_ssm(binary, shape, prompts, gen, batches, reps):
+def bench_ssm(binary, shape, prompts, gen, batches, reps, state="f32"):
     cmd = [binary, "bench", "--device", "cuda", "--dtype", "bf16", "--shape", shape, "-p", ",".join(map(str, prompts)),
-           "-n", str(gen), "-b", ",".join(map(str, batches)), "-r", str(reps)]
+           "-n", str(gen), "-b", ",".join(map(str, batches)), "-r", str(reps), "--state-dtype", state]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         note(f"ssm bench failed: {out.stderr.strip()}")
@@ -192,6 +192,8 @@ def main():
     ap.add_argument("--batches", default="1,64", help="decode batch sizes")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--ssm-state", default="f32",
+                    help="ssm's state storage, f32 or bf16 (mamba_ssm keeps its states in the model dtype, bf16 here)")
     ap.add_argument("--mamba-ssm-path", help="directory holding the mamba_ssm package (source checkout)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-shape", help=argparse.SUPPRESS)
@@ -223,14 +225,15 @@ def main():
     for shape in a.shapes.split(","):
         if shape not in SHAPES:
             sys.exit(f"unknown shape {shape}; known: {', '.join(SHAPES)}")
-        res = {"ssm": bench_ssm(a.ssm, shape, prompts, a.gen, batches, a.reps),
+        res = {"ssm": bench_ssm(a.ssm, shape, prompts, a.gen, batches, a.reps, a.ssm_state),
                "transformers": run_child("transformers", shape, a, None),
                "mamba_ssm": run_child("mamba_ssm", shape, a, a.mamba_ssm_path)}
         rows.append((shape, res))
         note(f"partial {shape}: {json.dumps(res)}")  # survives a run cut short before the table
     clocks = subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem",
                              "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
-    print(f"\nGPU: {gpu} (clocks now / max: {clocks}); {versions}; bf16 weights, f32 state; tok/s, mean of "
+    print(f"\nGPU: {gpu} (clocks now / max: {clocks}); {versions}; bf16 weights; state: ssm {a.ssm_state}, "
+          f"peers their own (mamba_ssm: the model dtype); tok/s, mean of "
           f"{a.reps} after a warm-up; prefill batch 1; decode tg{a.gen} at batch b counts b·{a.gen} tokens\n")
     print("| shape | test | ssm | transformers | mamba_ssm | ssm / transformers | ssm / mamba_ssm |")
     print("|---|---|---|---|---|---|---|")

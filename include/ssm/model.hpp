@@ -24,7 +24,7 @@ namespace ssm {
 struct LoadOptions {
   std::string device = "cpu";       // "cpu" or "cuda" ("cuda:N" picks a GPU)
   std::string dtype = "auto";       // weights on the GPU: auto (= bf16), bf16, f16, f32. CPU: checkpoint dtype
-  std::string state_dtype = "f32";  // recurrent state precision (f32 only for now)
+  std::string state_dtype = "f32";  // recurrent state storage: f32, or bf16 on CUDA (math stays f32)
   int64_t max_batch = 64;           // GPU: most live States (device state slots) at once
 };
 
@@ -51,6 +51,7 @@ struct ModelInfo {
   int64_t params = 0;
   std::vector<std::pair<std::string, int64_t>> dtype_params;  // parameter count per stored dtype
   int64_t state_bytes = 0;                                     // one sequence
+  std::string state_dtype = "f32";                             // how states are stored
   std::string device = "cpu";                                  // "cpu" or the GPU's name
   int64_t device_bytes = 0;                                    // GPU memory held by the model (weights, slots, scratch)
 };

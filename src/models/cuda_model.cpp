@@ -105,7 +105,10 @@ struct SlotToken {
 class CudaLM final : public Model {
  public:
   CudaLM(ModelConfig cfg, Checkpoint ck, const std::string& what, const LoadOptions& opt) : c_(std::move(cfg)), ck_(std::move(ck)) {
-    if (opt.state_dtype != "f32") throw Error("state_dtype '" + opt.state_dtype + "': only f32 states are implemented on CUDA");
+    if (opt.state_dtype != "f32" && opt.state_dtype != "bf16")
+      throw Error("state_dtype '" + opt.state_dtype + "' is not one of f32, bf16");
+    sbf_ = opt.state_dtype == "bf16";
+    se_ = sbf_ ? 2 : 4;
     if (opt.max_batch < 1 || opt.max_batch > 4096) throw Error("max_batch must be in [1, 4096], got " + std::to_string(opt.max_batch));
     wt_ = opt.dtype == "auto" || opt.dtype == "bf16" ? DType::BF16 : opt.dtype == "f16" ? DType::F16 : opt.dtype == "f32" ? DType::F32
         : throw Error("dtype '" + opt.dtype + "' is not one of auto, bf16, f16, f32");
@@ -137,7 +140,8 @@ class CudaLM final : public Model {
   ModelInfo info() const override {
     ModelInfo mi;
     count_params(c_, ck_, mi);
-    mi.state_bytes = sf_ * int64_t(sizeof(float));
+    mi.state_bytes = sf_ * int64_t(se_);
+    mi.state_dtype = sbf_ ? "bf16" : "f32";
     mi.device = device_name_;
     mi.device_bytes = int64_t(arena_.total() + blas_.device_bytes());
     return mi;
@@ -158,7 +162,7 @@ class CudaLM final : public Model {
       slot = pool_->free.back();
       pool_->free.pop_back();
     }
-    check(cudaMemsetAsync(states_ + slot * sf_, 0, size_t(sf_) * sizeof(float), stream_), "cudaMemset state");
+    check(cudaMemsetAsync(slot_ptr(slot), 0, size_t(sf_) * se_, stream_), "cudaMemset state");
     State s;
     s.slot = slot;
     s.slot_handle = std::make_shared<SlotToken>(pool_, this, slot);
@@ -168,17 +172,24 @@ class CudaLM final : public Model {
   void copy_state(const State& from, State& to) override {
     check_state(from, "copy_state");
     if (!owns(to)) to = new_state();
-    check(cudaMemcpyAsync(states_ + to.slot * sf_, states_ + from.slot * sf_, size_t(sf_) * 4, cudaMemcpyDeviceToDevice, stream_), "copy_state");
+    check(cudaMemcpyAsync(slot_ptr(to.slot), slot_ptr(from.slot), size_t(sf_) * se_, cudaMemcpyDeviceToDevice, stream_), "copy_state");
     to.pos = from.pos;
   }
   void state_to_host(const State& s, float* host) override {
     check_state(s, "state_to_host");
-    check(cudaMemcpyAsync(host, states_ + s.slot * sf_, size_t(sf_) * 4, cudaMemcpyDeviceToHost, stream_), "state_to_host");
+    // Host states are f32 in either storage (a bf16 state widens exactly).
+    const void* src = slot_ptr(s.slot);
+    if (sbf_) {
+      kc::convert_state(src, true, f32_state(), false, sf_, stream_);
+      src = f32_state();
+    }
+    check(cudaMemcpyAsync(host, src, size_t(sf_) * 4, cudaMemcpyDeviceToHost, stream_), "state_to_host");
     check(cudaStreamSynchronize(stream_), "state_to_host");
   }
   void state_from_host(const float* host, State& s) override {
     if (!owns(s)) s = new_state();
-    check(cudaMemcpyAsync(states_ + s.slot * sf_, host, size_t(sf_) * 4, cudaMemcpyHostToDevice, stream_), "state_from_host");
+    check(cudaMemcpyAsync(sbf_ ? f32_state() : slot_ptr(s.slot), host, size_t(sf_) * 4, cudaMemcpyHostToDevice, stream_), "state_from_host");
+    if (sbf_) kc::convert_state(f32_state(), false, slot_ptr(s.slot), true, sf_, stream_);
     check(cudaStreamSynchronize(stream_), "state_from_host");
   }
 
@@ -234,6 +245,11 @@ class CudaLM final : public Model {
  private:
   int64_t proj_width() const {
     return c_.arch == Arch::Mamba1 ? 2 * c_.d_inner : c_.d_inner + c_.conv_channels() + c_.n_heads;
+  }
+  void* slot_ptr(int64_t slot, int64_t elem = 0) const { return states_ + (slot * sf_ + elem) * int64_t(se_); }
+  float* f32_state() {
+    if (!f32_scratch_) f32_scratch_ = static_cast<float*>(arena_.alloc(size_t(sf_) * 4, "f32 state scratch (bf16 states)"));
+    return f32_scratch_;
   }
   bool owns(const State& s) const {
     auto* t = static_cast<const SlotToken*>(s.slot_handle.get());
@@ -335,11 +351,11 @@ class CudaLM final : public Model {
 
   void grow_pool(int64_t cap) {
     if (cap <= capacity_) return;
-    const size_t bytes = size_t(cap + 1) * size_t(sf_) * 4;  // +1: the dummy slot padded decode rows write to
-    float* ns = static_cast<float*>(arena_.alloc(bytes, std::to_string(cap) + " state slots of " + mib(size_t(sf_) * 4)));
+    const size_t bytes = size_t(cap + 1) * size_t(sf_) * se_;  // +1: the dummy slot padded decode rows write to
+    char* ns = static_cast<char*>(arena_.alloc(bytes, std::to_string(cap) + " state slots of " + mib(size_t(sf_) * se_)));
     check(cudaMemsetAsync(ns, 0, bytes, stream_), "cudaMemset states");
     if (states_) {
-      check(cudaMemcpyAsync(ns, states_, size_t(capacity_) * size_t(sf_) * 4, cudaMemcpyDeviceToDevice, stream_), "grow states");
+      check(cudaMemcpyAsync(ns, states_, size_t(capacity_) * size_t(sf_) * se_, cudaMemcpyDeviceToDevice, stream_), "grow states");
       check(cudaStreamSynchronize(stream_), "grow states");
       arena_.free(states_);
     }
@@ -373,7 +389,9 @@ class CudaLM final : public Model {
       }
     }
     const int64_t D = c_.d_model, V = c_.vocab;
-    float* st = states_ + q.state->slot * sf_;
+    // Prefill kernels work on an f32 state: a bf16 slot is widened into scratch and rounded back after.
+    float* st = sbf_ ? f32_state() : static_cast<float*>(slot_ptr(q.state->slot));
+    if (sbf_) kc::convert_state(slot_ptr(q.state->slot), true, st, false, sf_, stream_);
     for (int64_t from = 0; from < q.n; from += pre_.T) {
       const int64_t T = std::min(pre_.T, q.n - from);
       check(cudaMemcpyAsync(pre_.ids, q.tokens + from, size_t(T) * 4, cudaMemcpyHostToDevice, stream_), "tokens");
@@ -392,6 +410,10 @@ class CudaLM final : public Model {
         check(cudaMemcpyAsync(q.logits, pre_.logits, size_t(V) * 4, cudaMemcpyDeviceToHost, stream_), "logits");
       }
       check(cudaStreamSynchronize(stream_), "prefill");  // host logits/tokens buffers are reused next block
+    }
+    if (sbf_) {
+      kc::convert_state(st, false, slot_ptr(q.state->slot), true, sf_, stream_);
+      check(cudaStreamSynchronize(stream_), "prefill");  // the scratch serves the next call
     }
     q.state->pos += q.n;
   }
@@ -487,25 +509,37 @@ class CudaLM final : public Model {
     // so logits differ in the last bits from run to run (~1e-7); the default path is bit-reproducible.
     const bool fused = c_.arch == Arch::Mamba1 && M <= kc::kConvXprojMaxB && E % 8 == 0 && !fuse_off_ && fuse_xproj_;
     if (fused) check(cudaMemsetAsync(b.dbc, 0, size_t(M * RN) * 4, stream_), "dbc");
+    const bool conv_fused = c_.arch == Arch::Mamba1 && !fused && !fuse_off_ && kc::gemv_smem_fits(M, E);
     for (size_t li = 0; li < layers_.size(); li++) {
       const DLayer& l = layers_[li];
-      float* st = states_ + l.state_off;
+      void* st = slot_ptr(0, l.state_off);
       linear(l.in_proj, b.h, M, D, b.proj, W, l.norm_w);
       if (c_.arch == Arch::Mamba1) {
         float* dbc = li % 2 ? b.dbc2 : b.dbc;
-        const kc::ConvStepParams cp{M, E, K, b.proj, W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc, E};
+        const kc::ConvStepParams cp{M, E, K, b.proj, W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc, E, sbf_};
+        kc::Mamba1StepParams sp{M, E, N, R, b.xc, E, dbc, RN, l.dt_proj.w, l.dt_proj.t, l.dt_bias, l.A, l.D, b.proj + E, W,
+                                c_.bcdt_rms, c_.mixer_rms_eps, slot_ptr(0, l.state_off + (K - 1) * E), sf_, b.slots, b.y, E, sbf_};
         if (fused) {
           kc::conv_xproj_step({cp, l.x_proj.w, l.x_proj.t, RN, dbc, RN, li % 2 ? b.dbc : b.dbc2, M * RN}, stream_);
+        } else if (conv_fused) {
+          // No conv kernel: x_proj's GEMV computes the conv step's outputs while staging its input
+          // (reading the windows), and the scan step recomputes its channels' outputs and advances
+          // the windows. Same operations in the same order as the unfused path: bit-identical.
+          kc::LinearArgs a{M, RN, E, nullptr, E, l.x_proj.w, l.x_proj.t, l.x_proj.b, dbc, RN, nullptr, c_.norm_eps, false};
+          a.conv = cp;
+          blas_.linear(a, stream_);
+          sp.conv = cp;
+          sp.u = nullptr;
         } else {
           kc::causal_conv1d_step(cp, stream_);
           linear(l.x_proj, b.xc, M, E, dbc, RN);
         }
-        kc::mamba1_step({M, E, N, R, b.xc, E, dbc, RN, l.dt_proj.w, l.dt_proj.t, l.dt_bias, l.A, l.D, b.proj + E, W,
-                         c_.bcdt_rms, c_.mixer_rms_eps, st + (K - 1) * E, sf_, b.slots, b.y, E}, stream_);
+        kc::mamba1_step(sp, stream_);
       } else {
-        kc::causal_conv1d_step({M, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc, CC}, stream_);
+        kc::causal_conv1d_step({M, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc, CC, sbf_}, stream_);
         kc::ssd_step({M, c_.n_heads, c_.head_dim, c_.n_groups, N, b.xc, CC, b.proj + E + CC, W, l.dt_bias, l.A, l.D,
-                      b.xc + E, CC, b.xc + E + GN, CC, c_.dt_min, c_.dt_max, st + (K - 1) * CC, sf_, b.slots, b.y, E}, stream_);
+                      b.xc + E, CC, b.xc + E + GN, CC, c_.dt_min, c_.dt_max, slot_ptr(0, l.state_off + (K - 1) * CC), sf_, b.slots,
+                      b.y, E, sbf_}, stream_);
         // Small batches: the gated RMSNorm runs inside out_proj's GEMV (it stages y·silu(z), normalised).
         if (M <= kc::Blas::kGemvMaxM && size_t(M * E) * 4 <= kc::kGemvMaxSmem && E % 4 == 0 && !c_.norm_before_gate && !fuse_off_) {
           kc::LinearArgs a{M, D, E, b.y, E, l.out_proj.w, l.out_proj.t, l.out_proj.b, b.h, D,
@@ -534,11 +568,14 @@ class CudaLM final : public Model {
   DMat embed_, lm_head_;
   const float* norm_f_ = nullptr;
   std::vector<DLayer> layers_;
-  int64_t sf_ = 0;  // state floats per sequence
+  int64_t sf_ = 0;  // state elements per sequence
+  bool sbf_ = false;  // states stored in bf16 (LoadOptions::state_dtype)
+  size_t se_ = 4;     // bytes per state element
+  float* f32_scratch_ = nullptr;  // sf_ floats: a bf16 slot widened for prefill and host transfers
   int64_t max_batch_ = 64, max_bucket_ = 64;
   std::shared_ptr<SlotPool> pool_ = std::make_shared<SlotPool>();
   int64_t capacity_ = 0;
-  float* states_ = nullptr;  // (capacity + 1, sf_)
+  char* states_ = nullptr;  // (capacity + 1, sf_) elements of se_ bytes
   Bufs dec_, pre_;
   int32_t* host_io_ = nullptr;  // pinned: token ids | slot indices of one decode launch
   std::map<int64_t, cudaGraphExec_t> graphs_;

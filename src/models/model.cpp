@@ -190,7 +190,7 @@ std::unique_ptr<Model> make_cpu_model(ModelConfig cfg, Checkpoint ck, const std:
 
 std::unique_ptr<Model> make_model(ModelConfig cfg, Checkpoint ck, const std::string& what, const LoadOptions& opt) {
   if (opt.device == "cpu") {
-    if (opt.state_dtype != "f32") throw Error("state_dtype '" + opt.state_dtype + "': the CPU backend keeps states in f32");
+    if (opt.state_dtype != "f32") throw Error("state_dtype '" + opt.state_dtype + "': the CPU backend keeps states in f32 (bf16 states are a GPU option: --device cuda)");
     return make_cpu_model(std::move(cfg), std::move(ck), what);
   }
   if (opt.device == "cuda" || opt.device.rfind("cuda:", 0) == 0) return make_cuda_model(std::move(cfg), std::move(ck), what, opt);

@@ -229,6 +229,53 @@ TEST(CudaKernels, Mamba1StepFused) {
   }
 }
 
+// Mamba-1 decode with the conv step folded into its neighbours (the default for batches whose x_proj
+// input fits the shared-memory GEMV): x_proj's GEMV computes the conv outputs from the windows while
+// staging its input, and the scan step recomputes its channels' outputs and advances the windows.
+// Against the reference conv step, linear and scan step, one after the other.
+TEST(CudaKernels, Mamba1DecodeConvFused) {
+  SKIP_WITHOUT_GPU();
+  for (int64_t B : {int64_t(1), int64_t(3)}) {
+    const int64_t E = 5120, N = 16, R = 160, RN = R + 2 * N, K = 4, W = 2 * E + 3, S = (K - 1) * E + E * N + 5;
+    auto x = randn(static_cast<size_t>(B * W), 1), cw = randn(static_cast<size_t>(E * K), 2, 0.3f), cb = randn(static_cast<size_t>(E), 3);
+    auto xw = randn(static_cast<size_t>(RN * E), 4, 0.02f), dtw = randn(static_cast<size_t>(E * R), 5, 0.1f);
+    auto bias = randn(static_cast<size_t>(E), 6, 0.5f, -3.f), A = randn(static_cast<size_t>(E * N), 7, 0.5f, -1.f);
+    auto D = randn(static_cast<size_t>(E), 8), pool = randn(static_cast<size_t>(4 * S), 9, 0.1f);
+    for (auto& a : A) a = -std::fabs(a);
+    std::vector<int32_t> slots = {2, 0, 3};
+    Tensor Wx = Tensor::from_f32(xw.data(), DType::BF16, {RN, E}), Wdt = Tensor::from_f32(dtw.data(), DType::BF16, {E, R});
+    std::vector<float> rpool = pool, u(static_cast<size_t>(B * E)), dbc(static_cast<size_t>(B * RN)), delta(static_cast<size_t>(E));
+    std::vector<float> ref(static_cast<size_t>(B * E));
+    for (int64_t b = 0; b < B; b++)
+      kr::causal_conv1d({1, E, K, x.data() + b * W, W, cw.data(), cb.data(), rpool.data() + slots[size_t(b)] * S, true,
+                         u.data() + b * E, E});
+    kr::linear({B, RN, E, u.data(), E, Wx.raw(), DType::BF16, nullptr, dbc.data(), RN});
+    for (int64_t b = 0; b < B; b++) {
+      const float* row = dbc.data() + b * RN;
+      kr::linear({1, E, R, row, R, Wdt.raw(), DType::BF16, nullptr, delta.data(), E});
+      kr::selective_scan({1, E, N, u.data() + b * E, E, delta.data(), E, bias.data(), A.data(), row + R, N, row + R + N, N,
+                          D.data(), x.data() + b * W + E, W, rpool.data() + slots[size_t(b)] * S + (K - 1) * E,
+                          ref.data() + b * E, E});
+    }
+    DevBuf<float> dx(x), dcw(cw), dcb(cb), dbias(bias), dA(A), dD(D), dp(pool), ddbc(dbc.size()), dy(ref.size());
+    DevBuf<uint8_t> dWx(Wx.nbytes()), dWdt(Wdt.nbytes());
+    cudaMemcpy(dWx.p, Wx.raw(), Wx.nbytes(), cudaMemcpyHostToDevice);
+    cudaMemcpy(dWdt.p, Wdt.raw(), Wdt.nbytes(), cudaMemcpyHostToDevice);
+    DevBuf<int32_t> dsl(slots);
+    const kc::ConvStepParams cp{B, E, K, dx.p, W, dcw.p, dcb.p, dp.p, S, dsl.p, true, nullptr, E};
+    kc::LinearArgs a{B, RN, E, nullptr, E, dWx.p, DType::BF16, nullptr, ddbc.p, RN, nullptr, 1e-5f, false};
+    a.conv = cp;
+    kc::gemv(a, nullptr);
+    EXPECT_LT(rel_err(ddbc.host(), dbc), 2e-5f) << "x_proj B=" << B;
+    kc::Mamba1StepParams sp{B, E, N, R, nullptr, E, ddbc.p, RN, dWdt.p, DType::BF16, dbias.p, dA.p, dD.p, dx.p + E, W, false, 1e-6f,
+                            static_cast<float*>(dp.p) + (K - 1) * E, S, dsl.p, dy.p, E};
+    sp.conv = cp;
+    kc::mamba1_step(sp, nullptr);
+    EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "y B=" << B;
+    EXPECT_LT(rel_err(dp.host(), rpool), 2e-5f) << "windows and states B=" << B;
+  }
+}
+
 struct SsdCase { int64_t L, H, P, G, N, Q; };
 
 class CudaSsd : public ::testing::TestWithParam<SsdCase> {};

@@ -101,6 +101,30 @@ TEST_P(CudaFixture, MatchesTransformers) {
   }
 }
 
+// bf16 state storage (f32 weights, so only the state's rounding differs from the f32 run): every
+// load widens and every store rounds to nearest even, so each step adds ~2^-9 relative error to
+// the state; the tolerance is docs/numerics.md's, from the errors printed here.
+TEST_P(CudaFixture, Bf16StateMatchesTransformers) {
+  SKIP_WITHOUT_GPU();
+  const std::string dir = std::string(SSM_FIXTURE_DIR) + "/" + GetParam();
+  auto ref = read_npy(dir + "/logits.npy");
+  auto seqs = read_ids(dir + "/ids.txt");
+  float scale = 1.f;
+  for (float v : ref.data)
+    if (!std::isnan(v)) scale = std::max(scale, std::fabs(v));
+  LoadOptions o = cuda("f32");
+  o.state_dtype = "bf16";
+  auto m = Model::load(dir, o);
+  EXPECT_EQ(m->info().state_dtype, "bf16");
+  const float tol = 2e-2f * scale;
+  for (int64_t chunk : {int64_t(0), int64_t(1), int64_t(5)}) {
+    const float err = max_abs_diff(run(*m, seqs, ref.shape[1], chunk), ref.data);
+    std::printf("[ gpu parity ] %-22s state bf16 chunk %lld: max abs err %.3g (logit scale %.3g, tol %.3g)\n",
+                GetParam().c_str(), (long long)chunk, err, scale, tol);
+    EXPECT_LT(err, tol) << "chunk " << chunk;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(All, CudaFixture, ::testing::ValuesIn(fixture_dirs()), [](const auto& info) { return info.param; });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CudaFixture);
 
@@ -133,8 +157,11 @@ TEST(CudaModel, BundledModelGreedyEqualsCpu) {
 
 TEST(CudaModel, BatchedDecodeEqualsSingleAndStatesRoundTrip) {
   SKIP_WITHOUT_GPU();
+  for (const char* sd : {"f32", "bf16"})
   for (const char* fx : {"mamba1_bias_tied", "mamba2_groups", "falcon_mamba_sharded"}) {
-    auto m = Model::load(std::string(SSM_FIXTURE_DIR) + "/" + fx, cuda("f32"));
+    LoadOptions o = cuda("f32");
+    o.state_dtype = sd;
+    auto m = Model::load(std::string(SSM_FIXTURE_DIR) + "/" + fx, o);
     const int64_t V = m->vocab(), B = 5;
     std::vector<State> st;
     std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7};
@@ -158,8 +185,8 @@ TEST(CudaModel, BatchedDecodeEqualsSingleAndStatesRoundTrip) {
     m->step(tok.data(), 1, &r, single.data());
     State* f = &forked;
     m->step(tok.data(), 1, &f, other.data());
-    EXPECT_LT(max_abs_diff(std::vector<float>(batched.begin(), batched.begin() + V), single), 1e-5f) << fx;
-    EXPECT_EQ(single, other) << fx;
+    EXPECT_LT(max_abs_diff(std::vector<float>(batched.begin(), batched.begin() + V), single), 1e-5f) << fx << " state " << sd;
+    EXPECT_EQ(single, other) << fx << " state " << sd;
     EXPECT_EQ(st[0].pos, 8);
   }
 }
@@ -182,6 +209,9 @@ TEST(CudaModel, ErrorsAreClear) {
   EXPECT_THROW(Model::load(dir, o), Error);
   o.device = "cuda";
   o.dtype = "int4";
+  EXPECT_THROW(Model::load(dir, o), Error);
+  o.dtype = "bf16";
+  o.state_dtype = "f16";
   EXPECT_THROW(Model::load(dir, o), Error);
 }
 

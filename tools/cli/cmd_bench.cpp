@@ -85,7 +85,7 @@ int run_bench(const Opts& o) {
   if (gpu) dt = o.dev.dtype == "auto" ? "bf16" : o.dev.dtype;
   std::printf("model: %s (%s, %.2f M params), backend %s: %s, weights %s\n", name.c_str(), c.model_type.c_str(),
               double(mi.params) / 1e6, gpu ? "CUDA" : "CPU", gpu ? mi.device.c_str() : cpu_name().c_str(), dt.c_str());
-  std::printf("state per sequence: %.2f MiB (f32)\n\n", double(mi.state_bytes) / 1048576.0);
+  std::printf("state per sequence: %.2f MiB (%s)\n\n", double(mi.state_bytes) / 1048576.0, mi.state_dtype.c_str());
   std::printf("| model | params | backend | dtype | test | batch | t/s |\n|---|---|---|---|---|---|---|\n");
   auto row = [&](const std::string& test, int64_t batch, const std::vector<double>& v) {
     auto [mu, sd] = mean_sd(v);

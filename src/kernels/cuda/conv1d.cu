@@ -54,11 +54,11 @@ __global__ void conv_state_kernel(ConvParams p) {
 // output (the stores would otherwise order the loads one after another).
 __device__ __forceinline__ float conv_step_one(const ConvStepParams& p, int64_t b, int64_t c) {
   const int K = int(p.K);
-  float* st = p.states + int64_t(p.slots[b]) * p.slot_stride;
+  void* st = state_at(p.states, p.state_bf16, int64_t(p.slots[b]) * p.slot_stride);
   float win[kMaxK], w[kMaxK];
 #pragma unroll
   for (int k = 0; k < kMaxK; k++) {
-    win[k] = k < K - 1 ? st[k * p.C + c] : 0.f;
+    win[k] = k < K - 1 ? ld_state(st, p.state_bf16, k * p.C + c) : 0.f;
     w[k] = k < K - 1 ? p.w[c * K + k] : 0.f;
   }
   const float wl = p.w[c * K + K - 1], xn = p.x[b * p.x_stride + c];
@@ -69,8 +69,8 @@ __device__ __forceinline__ float conv_step_one(const ConvStepParams& p, int64_t 
   acc = fmaf(wl, xn, acc);
 #pragma unroll
   for (int k = 1; k < kMaxK; k++)
-    if (k < K - 1) st[(k - 1) * p.C + c] = win[k];
-  if (K > 1) st[(K - 2) * p.C + c] = xn;
+    if (k < K - 1) st_state(st, p.state_bf16, (k - 1) * p.C + c, win[k]);
+  if (K > 1) st_state(st, p.state_bf16, (K - 2) * p.C + c, xn);
   return p.silu ? silu_d(acc) : acc;
 }
 

@@ -18,6 +18,19 @@ namespace ssm::kernels::cuda {
 // Throws ssm::Error "`what`: <CUDA error string>" unless e == cudaSuccess.
 void check(cudaError_t e, const char* what);
 
+// Causal conv decode step (conv1d.cu; also fused into the Mamba-1 decode below). One token for B sequences: x (B, C) with stride, state of b at states + slots[b]*slot_stride (K-1, C).
+// Decode kernels address states as `states` (f32, or bf16 when state_bf16: then every load widens and
+// every store rounds to nearest even; the math is f32) plus element offsets.
+struct ConvStepParams {
+  int64_t B, C, K;
+  const float* x; int64_t x_stride;
+  const float* w; const float* bias;
+  void* states; int64_t slot_stride; const int32_t* slots;
+  bool silu;
+  float* y; int64_t y_stride;
+  bool state_bf16 = false;
+};
+
 // ---- gemm.cu: y (M, N) = [norm](x) (M, K) · W(N, K)ᵀ (+ bias) (+ y if accumulate) --------------------
 struct LinearArgs {
   int64_t M, N, K;
@@ -32,6 +45,10 @@ struct LinearArgs {
   // norm_group columns (0: all K) — Mamba-2's gated RMSNorm (norm_before_gate=False) fused into out_proj.
   const float* gate = nullptr; int64_t gate_stride = 0;
   int64_t norm_group = 0;
+  // GEMV path only (M <= 8, shared-memory GEMV): when conv.w is set, x is not read; the input rows are
+  // the outputs of this causal-conv decode step (conv.B == M), computed from the windows without
+  // advancing them (the Mamba-1 decode step that follows advances them). Mamba-1's x_proj.
+  ConvStepParams conv{};
 };
 
 // Owns the cuBLASLt handle, its workspace and the scratch that holds activations converted to the
@@ -62,8 +79,11 @@ class Blas {
 // x of the shared-memory GEMV (M·K·4 bytes) must fit in this; larger inputs take a slower GEMV and
 // cannot be gated.
 inline constexpr size_t kGemvMaxSmem = 96 * 1024;
-// The GEMV path on its own (M <= 8), for tests.
-void gemv(const LinearArgs& a, cudaStream_t stream);
+// The GEMV path on its own (M <= 8), for tests and benchmarks; `unroll` 4, 8 or 16 forces the 16-byte
+// loads in flight per lane (0: chosen per shape).
+void gemv(const LinearArgs& a, cudaStream_t stream, int unroll = 0);
+// Whether M rows of K take the shared-memory GEMV (needed for gated or conv-fused inputs).
+bool gemv_smem_fits(int64_t M, int64_t K);
 
 // ---- norm.cu ----------------------------------------------------------------------------------------
 // h (T, D) f32 = table[ids[t]] widened from `dtype`.
@@ -74,21 +94,14 @@ void rms_norm(const RmsNormParams& p, cudaStream_t stream, bool gate_only = fals
 // y (M, K) in bf16/f16 = x (M, K) f32, optionally RMS-normalised with weight norm_w (then eps applies).
 void to_half(const float* x, int64_t M, int64_t K, int64_t x_stride, const float* norm_w, float eps, void* y, DType t,
              cudaStream_t stream);
+// dst[i] = src[i] for n elements, each side f32 or bf16 (round to nearest even).
+void convert_state(const void* src, bool src_bf16, void* dst, bool dst_bf16, int64_t n, cudaStream_t stream);
 // y (M, N) += bias (N).
 void add_bias(float* y, int64_t M, int64_t N, int64_t y_stride, const float* bias, cudaStream_t stream);
 
 // ---- conv1d.cu --------------------------------------------------------------------------------------
 // Prefill of one sequence: ConvParams with device pointers (state advanced).
 void causal_conv1d(const ConvParams& p, cudaStream_t stream);
-// One token for B sequences: x (B, C) with stride, state of b at states + slots[b]*slot_stride (K-1, C).
-struct ConvStepParams {
-  int64_t B, C, K;
-  const float* x; int64_t x_stride;
-  const float* w; const float* bias;
-  float* states; int64_t slot_stride; const int32_t* slots;
-  bool silu;
-  float* y; int64_t y_stride;
-};
 void causal_conv1d_step(const ConvStepParams& p, cudaStream_t stream);
 // Mamba-1 decode, conv step fused with x_proj: xc = silu(conv step) as above, then dbc (B, RN) += xc · Wxᵀ
 // for Wx (RN, C), split over channel slices that add their partial sums atomically, so dbc must be
@@ -126,8 +139,12 @@ struct Mamba1StepParams {
   const float* D;                        // (E) nullable
   const float* z; int64_t z_stride;      // (B, E)
   bool bcdt_rms; float rms_eps;
-  float* states; int64_t slot_stride; const int32_t* slots;  // h of b at states + slots[b]*slot_stride (E, N)
+  void* states; int64_t slot_stride; const int32_t* slots;  // h of b at states + slots[b]*slot_stride (E, N)
   float* y; int64_t y_stride;
+  bool state_bf16 = false;
+  // When conv.w is set, u is not read: each channel's u is this conv decode step's output, and the
+  // kernel advances the channel's window (conv.C == E, conv.B == B).
+  ConvStepParams conv{};
 };
 void mamba1_step(const Mamba1StepParams& p, cudaStream_t stream);
 
@@ -152,8 +169,9 @@ struct SsdStepParams {
   const float* Bm; int64_t B_stride;   // (B, G·N)
   const float* Cm; int64_t C_stride;   // (B, G·N)
   float dt_min, dt_max;
-  float* states; int64_t slot_stride; const int32_t* slots;  // S of b at states + slots[b]*slot_stride (H, P, N)
+  void* states; int64_t slot_stride; const int32_t* slots;  // S of b at states + slots[b]*slot_stride (H, P, N)
   float* y; int64_t y_stride;
+  bool state_bf16 = false;
 };
 void ssd_step(const SsdStepParams& p, cudaStream_t stream);
 

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "kernels/cuda/common.cuh"
@@ -124,16 +126,16 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(LinearArgs a, int wp
 // staging cost is paid once per resident block, not once per 8 rows; a group of `wpr` warps owns a
 // row (split-K for few, long rows), and every lane issues U independent 16-byte weight loads before
 // it uses the first. The first row's loads are issued before the staging, so they overlap it.
-constexpr int kGemvU = 4;
-
-template <class WT, int M>
+// U is chosen per shape (launch_gemv_smem): large enough that a lane's share of a row is loaded in
+// one batch where registers allow, so a row costs one memory round trip instead of KV/(L·U).
+template <class WT, int M, int U>
 __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, int wpr) {
   extern __shared__ float4 smem_f4[];
   float* xs = reinterpret_cast<float*>(smem_f4);  // (M, K)
   __shared__ float red[kGemvThreads / 32][M];
   __shared__ float rs[M];
   __shared__ float tmp[32];
-  constexpr int V = Vec<WT>::n, U = kGemvU;
+  constexpr int V = Vec<WT>::n;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int rpb = 8 / wpr, L = wpr * 32, lid = (warp % wpr) * 32 + lane;
   const int64_t K = a.K, KV = K / V;
@@ -155,6 +157,14 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
     const float* x = a.x + m * a.x_stride;
     const float* g = a.gate ? a.gate + m * a.gate_stride : nullptr;
     float ss = 0.f;
+    if (a.conv.w) {  // x = this conv step's output (windows read, not advanced)
+#pragma unroll 4
+      for (int64_t k = threadIdx.x; k < K; k += kGemvThreads) {
+        const float v = conv_step_peek(a.conv, m, k);
+        xs[m * K + k] = v;
+        ss += v * v;
+      }
+    } else
     for (int64_t k = threadIdx.x * 4; k < K; k += kGemvThreads * 4) {
       float4 v = *reinterpret_cast<const float4*>(x + k);
       if (g) v.x *= silu_d(g[k]), v.y *= silu_d(g[k + 1]), v.z *= silu_d(g[k + 2]), v.w *= silu_d(g[k + 3]);
@@ -252,38 +262,77 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
   }
 }
 
-template <class WT, int M>
-void launch_gemv_smem(const LinearArgs& a, int wpr, size_t smem, cudaStream_t s) {
-  static int per_sm = -1, sms = 0;  // resident blocks per SM for this instantiation, once per process
-  if (per_sm < 0) {
+// Resident blocks per SM of one instantiation at this shared-memory size (cached per size).
+template <class WT, int M, int U>
+int64_t gemv_capacity(size_t smem) {
+  static std::mutex mu;
+  static int sms = 0;
+  static std::map<size_t, int> occ_by_smem;
+  std::lock_guard<std::mutex> g(mu);
+  if (sms == 0) {
     int dev = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    check(cudaFuncSetAttribute(gemv_smem_kernel<WT, M>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemvMaxSmem)),
+    check(cudaFuncSetAttribute(gemv_smem_kernel<WT, M, U>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemvMaxSmem)),
           "gemv smem attribute");
-    per_sm = 0;
   }
-  int occ = 0;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_smem_kernel<WT, M>, kGemvThreads, smem), "gemv occupancy");
-  const int64_t cap = int64_t(std::max(occ, 1)) * sms;
+  auto it = occ_by_smem.find(smem);
+  if (it == occ_by_smem.end()) {
+    int occ = 0;
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_smem_kernel<WT, M, U>, kGemvThreads, smem), "gemv occupancy");
+    it = occ_by_smem.emplace(smem, std::max(occ, 1)).first;
+  }
+  return int64_t(it->second) * sms;
+}
+
+template <class WT, int M, int U>
+void launch_gemv_smem(const LinearArgs& a, size_t smem, cudaStream_t s) {
+  const int64_t cap = gemv_capacity<WT, M, U>(smem);
   // Warps per row: the split whose row slots fill the resident blocks most evenly (the last round of
   // a persistent grid is the tail), among those leaving each lane at least two 16-byte vectors a row.
-  if (wpr == 0) {
-    double best = -1.0;
-    for (int w = 1; w <= 8; w *= 2) {
-      if (w > 1 && a.K < int64_t(w) * 32 * 2 * Vec<WT>::n) break;
-      const int64_t units = (a.N + 8 / w - 1) / (8 / w), rounds = (units + cap - 1) / cap;
-      const double eff = double(units) / double(rounds * std::min(units, cap)) - 0.001 * w;
-      if (eff > best) best = eff, wpr = w;
-    }
+  int wpr = 1;
+  double best = -1.0;
+  for (int w = 1; w <= 8; w *= 2) {
+    if (w > 1 && a.K < int64_t(w) * 32 * 2 * Vec<WT>::n) break;
+    const int64_t units = (a.N + 8 / w - 1) / (8 / w), rounds = (units + cap - 1) / cap;
+    const double eff = double(units) / double(rounds * std::min(units, cap)) - 0.001 * w;
+    if (eff > best) best = eff, wpr = w;
   }
   const int64_t rpb = 8 / wpr, need = (a.N + rpb - 1) / rpb;
   const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(need, cap)));
-  launch("gemv", gemv_smem_kernel<WT, M>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
+  launch("gemv", gemv_smem_kernel<WT, M, U>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
+}
+
+// Loads in flight per lane: SSM_GEMV_U=4|8|16 forces it (measurement switch, read once); otherwise
+// enough to take a lane's share of a row (with one warp per row) in one batch, at most 16, and 4 for
+// M > 2 (more accumulators, fewer registers to spare).
+int gemv_unroll(const LinearArgs& a, int V, int asked) {
+  if (asked == 4 || asked == 8 || asked == 16) return a.M > 2 ? 4 : asked;
+  static const int forced = [] {
+    const char* e = std::getenv("SSM_GEMV_U");
+    const int u = e ? std::atoi(e) : 0;
+    return u == 4 || u == 8 || u == 16 ? u : 0;
+  }();
+  if (a.M > 2) return 4;
+  if (forced) return forced;
+  const int64_t per_lane = (a.K / V + 31) / 32;
+  return per_lane > 8 ? 16 : per_lane > 4 ? 8 : 4;
+}
+
+template <class WT, int M>
+void launch_gemv_smem_u(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll) {
+  if constexpr (M <= 2) {
+    switch (gemv_unroll(a, Vec<WT>::n, unroll)) {
+      case 16: return launch_gemv_smem<WT, M, 16>(a, smem, s);
+      case 8: return launch_gemv_smem<WT, M, 8>(a, smem, s);
+      default: break;
+    }
+  }
+  launch_gemv_smem<WT, M, 4>(a, smem, s);
 }
 
 template <class WT>
-void launch_gemv(const LinearArgs& a, cudaStream_t s) {
+void launch_gemv(const LinearArgs& a, cudaStream_t s, int unroll) {
   constexpr int V = Vec<WT>::n;
   auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
   const bool vec = a.K % V == 0 && a.K % 8 == 0 && a.x_stride % 4 == 0 && aligned(a.x) && aligned(a.w) &&
@@ -292,11 +341,12 @@ void launch_gemv(const LinearArgs& a, cudaStream_t s) {
   int wpr = a.N >= 8192 ? 1 : a.N >= 4096 ? 2 : a.N >= 2048 ? 4 : 8;
   while (wpr > 1 && a.K < int64_t(wpr) * 32 * V) wpr /= 2;
   const size_t smem = size_t(a.M) * size_t(a.K) * sizeof(float);
-  const bool smem_ok = vec && a.K % 4 == 0 && smem <= kGemvMaxSmem;
-  if (a.gate && !smem_ok) throw Error("gemv: a gated input needs the shared-memory GEMV (M*K*4 <= 96 KiB, aligned)");
-  if (smem_ok && (a.gate || !getenv_flag("SSM_GEMV_OLD"))) {
+  const bool smem_ok = (vec || a.conv.w) && gemv_smem_fits(a.M, a.K) && aligned(a.w);
+  if ((a.gate || a.conv.w) && !smem_ok)
+    throw Error("gemv: a gated or conv-fused input needs the shared-memory GEMV (M*K*4 <= 96 KiB, aligned)");
+  if (smem_ok && (a.gate || a.conv.w || !getenv_flag("SSM_GEMV_OLD"))) {
     switch (a.M) {
-#define SSM_GEMV_CASE(m) case m: launch_gemv_smem<WT, m>(a, 0, smem, s); break;
+#define SSM_GEMV_CASE(m) case m: launch_gemv_smem_u<WT, m>(a, smem, s, unroll); break;
       SSM_GEMV_CASE(1) SSM_GEMV_CASE(2) SSM_GEMV_CASE(3) SSM_GEMV_CASE(4)
       SSM_GEMV_CASE(5) SSM_GEMV_CASE(6) SSM_GEMV_CASE(7) SSM_GEMV_CASE(8)
 #undef SSM_GEMV_CASE
@@ -322,12 +372,16 @@ cudaDataType_t cuda_type(DType t) {
 
 }  // namespace
 
-void gemv(const LinearArgs& a, cudaStream_t s) {
+bool gemv_smem_fits(int64_t M, int64_t K) {
+  return M >= 1 && M <= Blas::kGemvMaxM && K % 8 == 0 && size_t(M) * size_t(K) * sizeof(float) <= kGemvMaxSmem;
+}
+
+void gemv(const LinearArgs& a, cudaStream_t s, int unroll) {
   if (a.M <= 0 || a.N <= 0) return;
   switch (a.w_dtype) {
-    case DType::BF16: return launch_gemv<__nv_bfloat16>(a, s);
-    case DType::F16: return launch_gemv<__half>(a, s);
-    case DType::F32: return launch_gemv<float>(a, s);
+    case DType::BF16: return launch_gemv<__nv_bfloat16>(a, s, unroll);
+    case DType::F16: return launch_gemv<__half>(a, s, unroll);
+    case DType::F32: return launch_gemv<float>(a, s, unroll);
   }
 }
 

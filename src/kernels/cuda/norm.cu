@@ -1,6 +1,8 @@
 // Row-wise kernels: embedding gather, RMSNorm (grouped, gated, weightless — block pre-norm, final
 // norm, FalconMamba's B/C/Δ norms, Mamba-2's gated norm), f32 -> bf16/f16 conversion with an
 // optional fused RMSNorm (GEMM inputs), bias add. One block per row (or per row and norm group).
+#include <algorithm>
+
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
 
@@ -88,6 +90,19 @@ void to_half(const float* x, int64_t M, int64_t K, int64_t x_stride, const float
   if (t == DType::F16) to_half_kernel<<<unsigned(M), threads_for(K), 0, s>>>(x, K, x_stride, nw, eps, static_cast<__half*>(y));
   else to_half_kernel<<<unsigned(M), threads_for(K), 0, s>>>(x, K, x_stride, nw, eps, static_cast<__nv_bfloat16*>(y));
   SSM_CUDA_LAUNCH_CHECK("to_half");
+}
+
+namespace {
+__global__ void convert_state_kernel(const void* src, bool sb, void* dst, bool db, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    st_state(dst, db, i, ld_state(src, sb, i));
+}
+}  // namespace
+
+void convert_state(const void* src, bool src_bf16, void* dst, bool dst_bf16, int64_t n, cudaStream_t s) {
+  if (n <= 0) return;
+  convert_state_kernel<<<unsigned(std::min<int64_t>(blocks_for(n, 256), 4096)), 256, 0, s>>>(src, src_bf16, dst, dst_bf16, n);
+  SSM_CUDA_LAUNCH_CHECK("convert_state");
 }
 
 void add_bias(float* y, int64_t M, int64_t N, int64_t ys, const float* b, cudaStream_t s) {

@@ -392,15 +392,17 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
   for (int q = 0; q < kStepSeqs; q++) {
     const int64_t b = b0 + q;
     const bool ok = active && q < nb;
-    float* h = ok ? p.states + int64_t(p.slots[b]) * p.slot_stride + e * p.N : nullptr;
+    const void* h = ok ? state_at(p.states, p.state_bf16, int64_t(p.slots[b]) * p.slot_stride + e * p.N) : nullptr;
     for (int j = 0; j < SPL; j++) {
       const int64_t n = li + j * gs;
-      hv[q][j] = ok && n < p.N ? h[n] : 0.f;
+      hv[q][j] = ok && n < p.N ? ld_state(h, p.state_bf16, n) : 0.f;
     }
-    u[q] = ok ? p.u[b * p.u_stride + e] : 0.f;
+    u[q] = !ok ? 0.f : p.conv.w ? conv_step_peek(p.conv, b, e) : p.u[b * p.u_stride + e];
     zv[q] = ok && p.z ? p.z[b * p.z_stride + e] : 0.f;
   }
   __syncthreads();
+  if (p.conv.w && active && li == 0)  // every lane of the channel has read its window (barrier above)
+    for (int q = 0; q < nb; q++) conv_step_advance(p.conv, b0 + q, e);
   if (p.bcdt_rms)
     for (int q = 0; q < nb; q++) {
       float* row = rows + q * RN;
@@ -420,13 +422,13 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
       for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
     dr = group_sum(dr, gs);
     const float dt = softplus_d(dr + bias);
-    float* h = active ? p.states + int64_t(p.slots[b0 + q]) * p.slot_stride + e * p.N : nullptr;
+    void* h = active ? state_at(p.states, p.state_bf16, int64_t(p.slots[b0 + q]) * p.slot_stride + e * p.N) : nullptr;
     float part = 0.f;
     for (int j = 0; j < SPL; j++) {
       const int64_t n = li + j * gs;
       if (active && n < p.N) {
         const float hn = expf(dt * A[j]) * hv[q][j] + dt * Bt[n] * u[q];
-        h[n] = hn;
+        st_state(h, p.state_bf16, n, hn);
         part = fmaf(hn, Ct[n], part);
       }
     }

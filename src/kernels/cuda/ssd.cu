@@ -304,7 +304,7 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
   pdl_wait();
   const float dt = fminf(fmaxf(softplus_d(p.dt[b * p.dt_stride + h] + bias), p.dt_min), p.dt_max);
   const float a = expf(dt * Ah);
-  float* S = p.states + int64_t(p.slots[b]) * p.slot_stride + h * p.P * p.N;
+  void* S = state_at(p.states, p.state_bf16, int64_t(p.slots[b]) * p.slot_stride + h * p.P * p.N);
   float Bv[NPL], Cv[NPL], Sv[kStepRpw][NPL], xv[kStepRpw];
   const int64_t i0 = int64_t(blockIdx.y) * kStepRows + warp * kStepRpw;
 #pragma unroll
@@ -320,7 +320,7 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
 #pragma unroll
     for (int j = 0; j < NPL; j++) {
       const int64_t n = lane + 32 * j;
-      Sv[r][j] = i < p.P && n < p.N ? S[i * p.N + n] : 0.f;
+      Sv[r][j] = i < p.P && n < p.N ? ld_state(S, p.state_bf16, i * p.N + n) : 0.f;
     }
   }
 #pragma unroll
@@ -331,7 +331,7 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
     for (int j = 0; j < NPL; j++) {
       const int64_t n = lane + 32 * j;
       const float sv = a * Sv[r][j] + dt * xv[r] * Bv[j];
-      if (i < p.P && n < p.N) S[i * p.N + n] = sv;
+      if (i < p.P && n < p.N) st_state(S, p.state_bf16, i * p.N + n, sv);
       part = fmaf(sv, Cv[j], part);
     }
     part = warp_sum(part);
