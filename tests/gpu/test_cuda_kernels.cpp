@@ -229,50 +229,39 @@ TEST(CudaKernels, Mamba1StepFused) {
   }
 }
 
-// Mamba-1 decode with the conv step folded into its neighbours (the default for batches whose x_proj
-// input fits the shared-memory GEMV): x_proj's GEMV computes the conv outputs from the windows while
-// staging its input, and the scan step recomputes its channels' outputs and advances the windows.
-// Against the reference conv step, linear and scan step, one after the other.
-TEST(CudaKernels, Mamba1DecodeConvFused) {
+// Decode in_proj with the causal conv step in its epilogue (batches <= 8): output columns
+// [col, col + C) of each row feed that sequence's conv step. Against the reference pre-norm, linear
+// and conv step, Mamba-1-like (conv on the first columns) and Mamba-2-like (conv on the middle ones).
+TEST(CudaKernels, GemvConvEpilogue) {
   SKIP_WITHOUT_GPU();
-  for (int64_t B : {int64_t(1), int64_t(3)}) {
-    const int64_t E = 5120, N = 16, R = 160, RN = R + 2 * N, K = 4, W = 2 * E + 3, S = (K - 1) * E + E * N + 5;
-    auto x = randn(static_cast<size_t>(B * W), 1), cw = randn(static_cast<size_t>(E * K), 2, 0.3f), cb = randn(static_cast<size_t>(E), 3);
-    auto xw = randn(static_cast<size_t>(RN * E), 4, 0.02f), dtw = randn(static_cast<size_t>(E * R), 5, 0.1f);
-    auto bias = randn(static_cast<size_t>(E), 6, 0.5f, -3.f), A = randn(static_cast<size_t>(E * N), 7, 0.5f, -1.f);
-    auto D = randn(static_cast<size_t>(E), 8), pool = randn(static_cast<size_t>(4 * S), 9, 0.1f);
-    for (auto& a : A) a = -std::fabs(a);
-    std::vector<int32_t> slots = {2, 0, 3};
-    Tensor Wx = Tensor::from_f32(xw.data(), DType::BF16, {RN, E}), Wdt = Tensor::from_f32(dtw.data(), DType::BF16, {E, R});
-    std::vector<float> rpool = pool, u(static_cast<size_t>(B * E)), dbc(static_cast<size_t>(B * RN)), delta(static_cast<size_t>(E));
-    std::vector<float> ref(static_cast<size_t>(B * E));
-    for (int64_t b = 0; b < B; b++)
-      kr::causal_conv1d({1, E, K, x.data() + b * W, W, cw.data(), cb.data(), rpool.data() + slots[size_t(b)] * S, true,
-                         u.data() + b * E, E});
-    kr::linear({B, RN, E, u.data(), E, Wx.raw(), DType::BF16, nullptr, dbc.data(), RN});
-    for (int64_t b = 0; b < B; b++) {
-      const float* row = dbc.data() + b * RN;
-      kr::linear({1, E, R, row, R, Wdt.raw(), DType::BF16, nullptr, delta.data(), E});
-      kr::selective_scan({1, E, N, u.data() + b * E, E, delta.data(), E, bias.data(), A.data(), row + R, N, row + R + N, N,
-                          D.data(), x.data() + b * W + E, W, rpool.data() + slots[size_t(b)] * S + (K - 1) * E,
-                          ref.data() + b * E, E});
-    }
-    DevBuf<float> dx(x), dcw(cw), dcb(cb), dbias(bias), dA(A), dD(D), dp(pool), ddbc(dbc.size()), dy(ref.size());
-    DevBuf<uint8_t> dWx(Wx.nbytes()), dWdt(Wdt.nbytes());
-    cudaMemcpy(dWx.p, Wx.raw(), Wx.nbytes(), cudaMemcpyHostToDevice);
-    cudaMemcpy(dWdt.p, Wdt.raw(), Wdt.nbytes(), cudaMemcpyHostToDevice);
+  struct Case { int64_t M, N, K, col, C, KC; DType t; };
+  for (const Case& c : {Case{1, 10240, 2560, 0, 5120, 4, DType::BF16}, Case{3, 10576, 2560, 5120, 5376, 4, DType::BF16},
+                        Case{8, 1000, 256, 100, 600, 4, DType::F32}, Case{5, 64, 40, 8, 40, 2, DType::F16}}) {
+    const int64_t S = (c.KC - 1) * c.C + 9;
+    auto x = randn(static_cast<size_t>(c.M * c.K), 1), nw = randn(static_cast<size_t>(c.K), 2, 0.2f, 1.f);
+    auto wf = randn(static_cast<size_t>(c.N * c.K), 3, 0.05f), bias = randn(static_cast<size_t>(c.N), 4);
+    auto cw = randn(static_cast<size_t>(c.C * c.KC), 5, 0.3f), cb = randn(static_cast<size_t>(c.C), 6);
+    auto pool = randn(static_cast<size_t>(9 * S), 7);
+    std::vector<int32_t> slots;
+    for (int64_t i = 0; i < c.M; i++) slots.push_back(int32_t((i * 4 + 3) % 9));
+    Tensor w = Tensor::from_f32(wf.data(), c.t, {c.N, c.K});
+    std::vector<float> xn(x.size()), proj(static_cast<size_t>(c.M * c.N)), xc(static_cast<size_t>(c.M * c.C)), rpool = pool;
+    kr::rms_norm({c.M, c.K, c.K, x.data(), c.K, nw.data(), nullptr, 0, false, 1e-5f, xn.data(), c.K});
+    kr::linear({c.M, c.N, c.K, xn.data(), c.K, w.raw(), c.t, bias.data(), proj.data(), c.N});
+    for (int64_t m = 0; m < c.M; m++)
+      kr::causal_conv1d({1, c.C, c.KC, proj.data() + m * c.N + c.col, c.N, cw.data(), cb.data(),
+                         rpool.data() + slots[size_t(m)] * S, true, xc.data() + m * c.C, c.C});
+    DevBuf<float> dx(x), dnw(nw), db(bias), dcw(cw), dcb(cb), dp(pool), dy(proj.size()), dxc(xc.size());
+    DevBuf<uint8_t> dw(w.nbytes());
+    cudaMemcpy(dw.p, w.raw(), w.nbytes(), cudaMemcpyHostToDevice);
     DevBuf<int32_t> dsl(slots);
-    const kc::ConvStepParams cp{B, E, K, dx.p, W, dcw.p, dcb.p, dp.p, S, dsl.p, true, nullptr, E};
-    kc::LinearArgs a{B, RN, E, nullptr, E, dWx.p, DType::BF16, nullptr, ddbc.p, RN, nullptr, 1e-5f, false};
-    a.conv = cp;
+    kc::LinearArgs a{c.M, c.N, c.K, dx.p, c.K, dw.p, c.t, db.p, dy.p, c.N, dnw.p, 1e-5f, false};
+    a.conv = {c.M, c.C, c.KC, nullptr, 0, dcw.p, dcb.p, dp.p, S, dsl.p, true, dxc.p, c.C};
+    a.conv_col = c.col;
     kc::gemv(a, nullptr);
-    EXPECT_LT(rel_err(ddbc.host(), dbc), 2e-5f) << "x_proj B=" << B;
-    kc::Mamba1StepParams sp{B, E, N, R, nullptr, E, ddbc.p, RN, dWdt.p, DType::BF16, dbias.p, dA.p, dD.p, dx.p + E, W, false, 1e-6f,
-                            static_cast<float*>(dp.p) + (K - 1) * E, S, dsl.p, dy.p, E};
-    sp.conv = cp;
-    kc::mamba1_step(sp, nullptr);
-    EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "y B=" << B;
-    EXPECT_LT(rel_err(dp.host(), rpool), 2e-5f) << "windows and states B=" << B;
+    EXPECT_LT(rel_err(dy.host(), proj), 2e-5f) << "proj M=" << c.M << " N=" << c.N;
+    EXPECT_LT(rel_err(dxc.host(), xc), 2e-5f) << "conv M=" << c.M << " N=" << c.N;
+    EXPECT_LT(rel_err(dp.host(), rpool), 2e-5f) << "windows M=" << c.M << " N=" << c.N;
   }
 }
 

@@ -110,24 +110,6 @@ __device__ __forceinline__ void* state_at(void* s, bool bf16, int64_t off) {
   return static_cast<char*>(s) + off * (bf16 ? 2 : 4);
 }
 
-// Output of one causal-conv decode step, channel c of sequence b (ConvStepParams), reading the
-// window without advancing it.
-__device__ __forceinline__ float conv_step_peek(const ConvStepParams& p, int64_t b, int64_t c) {
-  const void* st = state_at(p.states, p.state_bf16, int64_t(p.slots[b]) * p.slot_stride);
-  const float* w = p.w + c * p.K;
-  float acc = p.bias ? p.bias[c] : 0.f;
-  for (int64_t k = 0; k + 1 < p.K; k++) acc = fmaf(w[k], ld_state(st, p.state_bf16, k * p.C + c), acc);
-  acc = fmaf(w[p.K - 1], p.x[b * p.x_stride + c], acc);
-  return p.silu ? silu_d(acc) : acc;
-}
-// Advances the window of channel c of sequence b by one step (after conv_step_peek of it).
-__device__ __forceinline__ void conv_step_advance(const ConvStepParams& p, int64_t b, int64_t c) {
-  void* st = state_at(p.states, p.state_bf16, int64_t(p.slots[b]) * p.slot_stride);
-  const bool h = p.state_bf16;
-  for (int64_t k = 0; k + 2 < p.K; k++) st_state(st, h, k * p.C + c, ld_state(st, h, (k + 1) * p.C + c));
-  if (p.K > 1) st_state(st, h, (p.K - 2) * p.C + c, p.x[b * p.x_stride + c]);
-}
-
 // Programmatic dependent launch (Hopper and later): a kernel launched through launch() below may
 // start while its predecessor in the stream is still running, so it must call pdl_wait() before it
 // reads or writes any buffer the predecessor reads or writes (only weights may be touched before).

@@ -126,8 +126,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(LinearArgs a, int wp
 // staging cost is paid once per resident block, not once per 8 rows; a group of `wpr` warps owns a
 // row (split-K for few, long rows), and every lane issues U independent 16-byte weight loads before
 // it uses the first. The first row's loads are issued before the staging, so they overlap it.
-// U is chosen per shape (launch_gemv_smem): large enough that a lane's share of a row is loaded in
-// one batch where registers allow, so a row costs one memory round trip instead of KV/(L·U).
+// U is chosen per shape (gemv_unroll, measured).
 template <class WT, int M, int U>
 __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, int wpr) {
   extern __shared__ float4 smem_f4[];
@@ -157,14 +156,6 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
     const float* x = a.x + m * a.x_stride;
     const float* g = a.gate ? a.gate + m * a.gate_stride : nullptr;
     float ss = 0.f;
-    if (a.conv.w) {  // x = this conv step's output (windows read, not advanced)
-#pragma unroll 4
-      for (int64_t k = threadIdx.x; k < K; k += kGemvThreads) {
-        const float v = conv_step_peek(a.conv, m, k);
-        xs[m * K + k] = v;
-        ss += v * v;
-      }
-    } else
     for (int64_t k = threadIdx.x * 4; k < K; k += kGemvThreads * 4) {
       float4 v = *reinterpret_cast<const float4*>(x + k);
       if (g) v.x *= silu_d(g[k]), v.y *= silu_d(g[k + 1]), v.z *= silu_d(g[k + 2]), v.w *= silu_d(g[k + 3]);
@@ -198,6 +189,21 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
     n = n0 + warp / wpr;
     float acc[M];
     for (int m = 0; m < M; m++) acc[m] = 0.f;
+    // Conv epilogue (warp-uniform): lane l holds window value j = l % (K-1) of sequence l / (K-1) and
+    // tap l of the channel, loaded now so their latency hides behind the row's weight stream.
+    const ConvStepParams& cp = a.conv;
+    const int64_t ch = n - a.conv_col;
+    const bool conv = cp.w && warp % wpr == 0 && n < a.N && ch >= 0 && ch < cp.C;
+    float cwin = 0.f, ctap = 0.f, cbias = 0.f;
+    if (conv) {
+      const int km1 = int(cp.K) - 1;
+      if (lane < M * km1) {
+        const void* st = state_at(cp.states, cp.state_bf16, int64_t(cp.slots[lane / km1]) * cp.slot_stride);
+        cwin = ld_state(st, cp.state_bf16, (lane % km1) * cp.C + ch);
+      }
+      if (lane < cp.K) ctap = cp.w[ch * cp.K + lane];
+      if (cp.bias) cbias = cp.bias[ch];
+    }
     if (n < a.N) {
       const WT* w = W + n * K;
       for (int64_t v0 = lid; v0 < KV; v0 += int64_t(L) * U) {
@@ -259,6 +265,29 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
         *y = a.accumulate ? *y + v : v;
       }
     }
+    if (conv) {
+      // The step of conv_step_one (conv1d.cu) in the same order: bias, window taps, then the new input.
+      const int km1 = int(cp.K) - 1;
+      const float bn = a.bias ? a.bias[n] : 0.f;
+      float mine = 0.f;  // the new input of this lane's sequence
+#pragma unroll
+      for (int m = 0; m < M; m++) {
+        const float v = __shfl_sync(0xffffffffu, acc[m], 0) + bn;
+        if (lane < M * km1 && lane / km1 == m) mine = v;
+        float o = cbias;
+        for (int j = 0; j < km1; j++)
+          o = fmaf(__shfl_sync(0xffffffffu, ctap, j), __shfl_sync(0xffffffffu, cwin, m * km1 + j), o);
+        o = fmaf(__shfl_sync(0xffffffffu, ctap, km1), v, o);
+        if (lane == 0) cp.y[m * cp.y_stride + ch] = cp.silu ? silu_d(o) : o;
+      }
+      // Advance the windows: slot j takes slot j + 1, the last slot the new input.
+      const float nxt = __shfl_sync(0xffffffffu, cwin, min(lane + 1, 31));
+      if (lane < M * km1) {
+        void* st = state_at(cp.states, cp.state_bf16, int64_t(cp.slots[lane / km1]) * cp.slot_stride);
+        const int j = lane % km1;
+        st_state(st, cp.state_bf16, j * cp.C + ch, j + 1 < km1 ? nxt : mine);
+      }
+    }
   }
 }
 
@@ -304,8 +333,8 @@ void launch_gemv_smem(const LinearArgs& a, size_t smem, cudaStream_t s) {
 }
 
 // Loads in flight per lane: SSM_GEMV_U=4|8|16 forces it (measurement switch, read once); otherwise
-// enough to take a lane's share of a row (with one warp per row) in one batch, at most 16, and 4 for
-// M > 2 (more accumulators, fewer registers to spare).
+// 4, and 16 for matrices of few long rows (split over several warps a row, so each lane's share of a
+// row is small); 4 for M > 2 (more accumulators, fewer registers to spare).
 int gemv_unroll(const LinearArgs& a, int V, int asked) {
   if (asked == 4 || asked == 8 || asked == 16) return a.M > 2 ? 4 : asked;
   static const int forced = [] {
@@ -315,8 +344,10 @@ int gemv_unroll(const LinearArgs& a, int V, int asked) {
   }();
   if (a.M > 2) return 4;
   if (forced) return forced;
-  const int64_t per_lane = (a.K / V + 31) / 32;
-  return per_lane > 8 ? 16 : per_lane > 4 ? 8 : 4;
+  // H200, bench_cuda_gemv (us per call, U = 4 / 8 / 16): mamba-2.8b in_proj 17.7 / 19.0 / 59.9,
+  // out_proj 9.9 / 11.7 / 13.9, lm_head 65.5 / 74.3 / 282, but x_proj (192 rows of 5120) 6.5 / 5.5 / 5.3.
+  (void)V;
+  return a.N <= 1024 ? 16 : 4;
 }
 
 template <class WT, int M>
@@ -341,9 +372,11 @@ void launch_gemv(const LinearArgs& a, cudaStream_t s, int unroll) {
   int wpr = a.N >= 8192 ? 1 : a.N >= 4096 ? 2 : a.N >= 2048 ? 4 : 8;
   while (wpr > 1 && a.K < int64_t(wpr) * 32 * V) wpr /= 2;
   const size_t smem = size_t(a.M) * size_t(a.K) * sizeof(float);
-  const bool smem_ok = (vec || a.conv.w) && gemv_smem_fits(a.M, a.K) && aligned(a.w);
+  const bool smem_ok = vec && gemv_smem_fits(a.M, a.K);
   if ((a.gate || a.conv.w) && !smem_ok)
-    throw Error("gemv: a gated or conv-fused input needs the shared-memory GEMV (M*K*4 <= 96 KiB, aligned)");
+    throw Error("gemv: a gated input or a conv epilogue needs the shared-memory GEMV (M*K*4 <= 96 KiB, aligned)");
+  if (a.conv.w && !gemv_conv_fits(a.M, a.conv.K)) throw Error("gemv: conv epilogue needs M*(K-1) <= 32");
+  if (a.conv.w && a.accumulate) throw Error("gemv: conv epilogue with accumulate (internal)");
   if (smem_ok && (a.gate || a.conv.w || !getenv_flag("SSM_GEMV_OLD"))) {
     switch (a.M) {
 #define SSM_GEMV_CASE(m) case m: launch_gemv_smem_u<WT, m>(a, smem, s, unroll); break;
@@ -371,6 +404,8 @@ cudaDataType_t cuda_type(DType t) {
 }
 
 }  // namespace
+
+bool gemv_conv_fits(int64_t M, int64_t conv_k) { return conv_k >= 2 && conv_k <= 32 && M * (conv_k - 1) <= 32; }
 
 bool gemv_smem_fits(int64_t M, int64_t K) {
   return M >= 1 && M <= Blas::kGemvMaxM && K % 8 == 0 && size_t(M) * size_t(K) * sizeof(float) <= kGemvMaxSmem;

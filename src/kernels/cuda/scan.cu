@@ -376,7 +376,7 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
   const bool active = e < p.E;
   float* dtw = sh;              // (cpb, R)
   float* rows = sh + cpb * p.R;  // (kStepSeqs, RN)
-  stage_rows(dtw, p.dt_w, p.dt_w_dtype, e0 * p.R, min(int64_t(cpb), p.E - e0) * p.R);
+  if (!p.delta) stage_rows(dtw, p.dt_w, p.dt_w_dtype, e0 * p.R, min(int64_t(cpb), p.E - e0) * p.R);
   float A[SPL];
   for (int j = 0; j < SPL; j++) {
     const int64_t n = li + j * gs;
@@ -397,12 +397,10 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
       const int64_t n = li + j * gs;
       hv[q][j] = ok && n < p.N ? ld_state(h, p.state_bf16, n) : 0.f;
     }
-    u[q] = !ok ? 0.f : p.conv.w ? conv_step_peek(p.conv, b, e) : p.u[b * p.u_stride + e];
+    u[q] = ok ? p.u[b * p.u_stride + e] : 0.f;
     zv[q] = ok && p.z ? p.z[b * p.z_stride + e] : 0.f;
   }
   __syncthreads();
-  if (p.conv.w && active && li == 0)  // every lane of the channel has read its window (barrier above)
-    for (int q = 0; q < nb; q++) conv_step_advance(p.conv, b0 + q, e);
   if (p.bcdt_rms)
     for (int q = 0; q < nb; q++) {
       float* row = rows + q * RN;
@@ -418,9 +416,13 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
     const float* Bt = dl + p.R;
     const float* Ct = dl + p.R + p.N;
     float dr = 0.f;  // dt_proj row e · δ
-    if (active)
-      for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
-    dr = group_sum(dr, gs);
+    if (p.delta) {  // kernel-uniform
+      dr = active ? p.delta[(b0 + q) * p.delta_stride + e] : 0.f;
+    } else {
+      if (active)
+        for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
+      dr = group_sum(dr, gs);
+    }
     const float dt = softplus_d(dr + bias);
     void* h = active ? state_at(p.states, p.state_bf16, int64_t(p.slots[b0 + q]) * p.slot_stride + e * p.N) : nullptr;
     float part = 0.f;

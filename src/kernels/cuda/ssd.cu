@@ -294,9 +294,31 @@ __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) 
 
 // grid (H, ceil(P / kStepRows), B), 8 warps: each warp owns kStepRows/8 state rows of one head and
 // loads all of them (and its x values) before it updates any, so a block waits on memory once.
-template <int NPL, int kStepRpw>
+// State elements of type ST (float, or bf16 storage); a lane owns PK adjacent states of a row per
+// 32·PK-wide slice (PK = 2 for bf16: 4-byte loads, so a warp moves 128 bytes per row either way).
+template <class ST, int PK> struct StatePack;
+template <> struct StatePack<float, 1> {
+  __device__ static void ld(const void* s, int64_t i, float* v) { v[0] = static_cast<const float*>(s)[i]; }
+  __device__ static void st(void* s, int64_t i, const float* v) { static_cast<float*>(s)[i] = v[0]; }
+};
+template <> struct StatePack<__nv_bfloat16, 1> {
+  __device__ static void ld(const void* s, int64_t i, float* v) { v[0] = __bfloat162float(static_cast<const __nv_bfloat16*>(s)[i]); }
+  __device__ static void st(void* s, int64_t i, const float* v) { static_cast<__nv_bfloat16*>(s)[i] = __float2bfloat16_rn(v[0]); }
+};
+template <> struct StatePack<__nv_bfloat16, 2> {
+  __device__ static void ld(const void* s, int64_t i, float* v) {
+    const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(s) + i));
+    v[0] = f.x, v[1] = f.y;
+  }
+  __device__ static void st(void* s, int64_t i, const float* v) {
+    *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(s) + i) = __floats2bfloat162_rn(v[0], v[1]);
+  }
+};
+
+template <int NPL, int kStepRpw, class ST, int PK>
 __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
-  constexpr int kStepRows = 8 * kStepRpw;
+  constexpr int kStepRows = 8 * kStepRpw, J = NPL / PK;  // J slices of 32·PK states per lane and row
+  using SP = StatePack<ST, PK>;
   const int64_t h = blockIdx.x, b = blockIdx.z, g = h / (p.H / p.G);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const float Ah = p.A[h], bias = p.dt_bias[h], Dh = p.D ? p.D[h] : 0.f;
@@ -304,23 +326,30 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
   pdl_wait();
   const float dt = fminf(fmaxf(softplus_d(p.dt[b * p.dt_stride + h] + bias), p.dt_min), p.dt_max);
   const float a = expf(dt * Ah);
-  void* S = state_at(p.states, p.state_bf16, int64_t(p.slots[b]) * p.slot_stride + h * p.P * p.N);
-  float Bv[NPL], Cv[NPL], Sv[kStepRpw][NPL], xv[kStepRpw];
+  ST* S = static_cast<ST*>(p.states) + int64_t(p.slots[b]) * p.slot_stride + h * p.P * p.N;
+  float Bv[J][PK], Cv[J][PK], Sv[kStepRpw][J][PK], xv[kStepRpw];
   const int64_t i0 = int64_t(blockIdx.y) * kStepRows + warp * kStepRpw;
+  // State n of slice j, element e: n = (lane + 32 j) PK + e. With PK = 2, N is even (checked by the
+  // launcher), so a pair is either wholly inside the row or wholly past it.
 #pragma unroll
-  for (int j = 0; j < NPL; j++) {
-    const int64_t n = lane + 32 * j;
-    Bv[j] = n < p.N ? p.Bm[b * p.B_stride + g * p.N + n] : 0.f;
-    Cv[j] = n < p.N ? p.Cm[b * p.C_stride + g * p.N + n] : 0.f;
-  }
+  for (int j = 0; j < J; j++)
+#pragma unroll
+    for (int e = 0; e < PK; e++) {
+      const int64_t n = (lane + 32 * j) * PK + e;
+      Bv[j][e] = n < p.N ? p.Bm[b * p.B_stride + g * p.N + n] : 0.f;
+      Cv[j][e] = n < p.N ? p.Cm[b * p.C_stride + g * p.N + n] : 0.f;
+    }
 #pragma unroll
   for (int r = 0; r < kStepRpw; r++) {
     const int64_t i = i0 + r;
     xv[r] = i < p.P ? p.x[b * p.x_stride + h * p.P + i] : 0.f;
 #pragma unroll
-    for (int j = 0; j < NPL; j++) {
-      const int64_t n = lane + 32 * j;
-      Sv[r][j] = i < p.P && n < p.N ? ld_state(S, p.state_bf16, i * p.N + n) : 0.f;
+    for (int j = 0; j < J; j++) {
+      const int64_t n = (lane + 32 * j) * PK;
+      if (i < p.P && n < p.N) SP::ld(S, i * p.N + n, Sv[r][j]);
+      else
+#pragma unroll
+        for (int e = 0; e < PK; e++) Sv[r][j][e] = 0.f;
     }
   }
 #pragma unroll
@@ -328,11 +357,15 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
     const int64_t i = i0 + r;
     float part = 0.f;
 #pragma unroll
-    for (int j = 0; j < NPL; j++) {
-      const int64_t n = lane + 32 * j;
-      const float sv = a * Sv[r][j] + dt * xv[r] * Bv[j];
-      if (i < p.P && n < p.N) st_state(S, p.state_bf16, i * p.N + n, sv);
-      part = fmaf(sv, Cv[j], part);
+    for (int j = 0; j < J; j++) {
+      const int64_t n = (lane + 32 * j) * PK;
+      float sv[PK];
+#pragma unroll
+      for (int e = 0; e < PK; e++) {
+        sv[e] = a * Sv[r][j][e] + dt * xv[r] * Bv[j][e];
+        part = fmaf(sv[e], Cv[j][e], part);
+      }
+      if (i < p.P && n < p.N) SP::st(S, i * p.N + n, sv);
     }
     part = warp_sum(part);
     if (lane == 0 && i < p.P) p.y[b * p.y_stride + h * p.P + i] = part + Dh * xv[r];
@@ -394,21 +427,28 @@ void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math) 
   SSM_CUDA_LAUNCH_CHECK("ssd out");
 }
 
-template <int RPW>
+template <int RPW, class ST, int PK>
 static void launch_ssd_step(const SsdStepParams& p, cudaStream_t s) {
   const dim3 grid(unsigned(p.H), unsigned((p.P + 8 * RPW - 1) / (8 * RPW)), unsigned(p.B));
   switch ((p.N + 31) / 32) {
-    case 1: launch("ssd_step", ssd_step_kernel<1, RPW>, grid, dim3(256), 0, s, p); break;
-    case 2: launch("ssd_step", ssd_step_kernel<2, RPW>, grid, dim3(256), 0, s, p); break;
-    case 3: case 4: launch("ssd_step", ssd_step_kernel<4, RPW>, grid, dim3(256), 0, s, p); break;
-    case 5: case 6: case 7: case 8: launch("ssd_step", ssd_step_kernel<8, RPW>, grid, dim3(256), 0, s, p); break;
+#define SSM_STEP_CASE(npl) launch("ssd_step", ssd_step_kernel<npl, RPW, ST, (npl % PK ? 1 : PK)>, grid, dim3(256), 0, s, p); break;
+    case 1: SSM_STEP_CASE(1)
+    case 2: SSM_STEP_CASE(2)
+    case 3: case 4: SSM_STEP_CASE(4)
+    case 5: case 6: case 7: case 8: SSM_STEP_CASE(8)
+#undef SSM_STEP_CASE
     default: throw Error("ssd_step: state size " + std::to_string(p.N) + " exceeds 256");
   }
 }
 
 void ssd_step(const SsdStepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
-  launch_ssd_step<4>(p, s);  // 8 rows per warp for large batches measured slower (mamba2-2.7b b64 5,563 -> 5,145 tok/s)
+  // 8 rows per warp for large batches measured slower (mamba2-2.7b b64 5,563 -> 5,145 tok/s).
+  if (!p.state_bf16) return launch_ssd_step<4, float, 1>(p, s);
+  // bf16 pairs need an even N and 4-byte-aligned rows.
+  const bool pairs = p.N % 2 == 0 && p.slot_stride % 2 == 0 && (reinterpret_cast<uintptr_t>(p.states) & 3) == 0;
+  if (pairs) launch_ssd_step<4, __nv_bfloat16, 2>(p, s);
+  else launch_ssd_step<4, __nv_bfloat16, 1>(p, s);
 }
 
 }  // namespace ssm::kernels::cuda
