@@ -93,7 +93,10 @@ class Model {
   virtual void copy_state(const State& from, State& to) = 0;
   virtual void state_to_host(const State& s, float* host) = 0;
   virtual void state_from_host(const float* host, State& s) = 0;
-  int64_t state_floats() const { return info().state_bytes / int64_t(sizeof(float)); }
+  int64_t state_floats() const {
+    const ModelInfo mi = info();
+    return mi.state_bytes / (mi.state_dtype == "bf16" ? 2 : 4);
+  }
 
   // Upper bound on token rows processed per internal block (bounds prefill memory).
   int64_t max_block_tokens = 2048;

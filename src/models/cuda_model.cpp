@@ -509,23 +509,13 @@ class CudaLM final : public Model {
     // so logits differ in the last bits from run to run (~1e-7); the default path is bit-reproducible.
     const bool fused = c_.arch == Arch::Mamba1 && M <= kc::kConvXprojMaxB && E % 8 == 0 && !fuse_off_ && fuse_xproj_;
     if (fused) check(cudaMemsetAsync(b.dbc, 0, size_t(M * RN) * 4, stream_), "dbc");
-    // Batches of up to 8 (the GEMV path): the causal conv step runs in in_proj's GEMV epilogue (each
-    // conv channel's output row feeds its own step), one kernel fewer per layer, bit-identical.
-    const bool conv_epi = !fused && !fuse_off_ && kc::gemv_smem_fits(M, D) && kc::gemv_conv_fits(M, K);
     for (size_t li = 0; li < layers_.size(); li++) {
       const DLayer& l = layers_[li];
       void* st = slot_ptr(0, l.state_off);
       const bool m1 = c_.arch == Arch::Mamba1;
       const kc::ConvStepParams cp{M, m1 ? E : CC, K, b.proj + (m1 ? 0 : E), W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc,
                                   m1 ? E : CC, sbf_};
-      if (conv_epi) {
-        kc::LinearArgs a{M, W, D, b.h, D, l.in_proj.w, l.in_proj.t, l.in_proj.b, b.proj, W, l.norm_w, c_.norm_eps, false};
-        a.conv = cp;
-        a.conv_col = m1 ? 0 : E;
-        blas_.linear(a, stream_);
-      } else {
-        linear(l.in_proj, b.h, M, D, b.proj, W, l.norm_w);
-      }
+      linear(l.in_proj, b.h, M, D, b.proj, W, l.norm_w);
       if (m1) {
         float* dbc = li % 2 ? b.dbc2 : b.dbc;
         kc::Mamba1StepParams sp{M, E, N, R, b.xc, E, dbc, RN, l.dt_proj.w, l.dt_proj.t, l.dt_bias, l.A, l.D, b.proj + E, W,
@@ -533,12 +523,13 @@ class CudaLM final : public Model {
         if (fused) {
           kc::conv_xproj_step({cp, l.x_proj.w, l.x_proj.t, RN, dbc, RN, li % 2 ? b.dbc : b.dbc2, M * RN}, stream_);
         } else {
-          if (!conv_epi) kc::causal_conv1d_step(cp, stream_);
+          kc::causal_conv1d_step(cp, stream_);
           linear(l.x_proj, b.xc, M, E, dbc, RN);
         }
         if (M > kc::Blas::kGemvMaxM) {
-          // Larger batches: dt_proj as a GEMM (tensor cores) instead of per-channel dot products in
-          // the step kernel, which at batch 64 took ~110 us per layer (ncu, mamba-2.8b).
+          // Larger batches: dt_proj as a GEMM, then the batched step kernel (a lane group per
+          // sequence and channel, no block barrier); the fused step kernel took 79-110 us per layer
+          // at batch 64 on mamba-2.8b (ncu), most of the decode step.
           if (c_.bcdt_rms) {
             kc::rms_norm({M, R, R, dbc, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, dbc, RN}, stream_);
             kc::rms_norm({M, N, N, dbc + R, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, dbc + R, RN}, stream_);
@@ -551,7 +542,7 @@ class CudaLM final : public Model {
         }
         kc::mamba1_step(sp, stream_);
       } else {
-        if (!conv_epi) kc::causal_conv1d_step(cp, stream_);
+        kc::causal_conv1d_step(cp, stream_);
         kc::ssd_step({M, c_.n_heads, c_.head_dim, c_.n_groups, N, b.xc, CC, b.proj + E + CC, W, l.dt_bias, l.A, l.D,
                       b.xc + E, CC, b.xc + E + GN, CC, c_.dt_min, c_.dt_max, slot_ptr(0, l.state_off + (K - 1) * CC), sf_, b.slots,
                       b.y, E, sbf_}, stream_);

@@ -45,12 +45,6 @@ struct LinearArgs {
   // norm_group columns (0: all K) — Mamba-2's gated RMSNorm (norm_before_gate=False) fused into out_proj.
   const float* gate = nullptr; int64_t gate_stride = 0;
   int64_t norm_group = 0;
-  // GEMV path only (M <= 8, shared-memory GEMV, no accumulate): when conv.w is set, output columns
-  // [conv_col, conv_col + conv.C) of row m are the inputs of this causal-conv decode step for sequence
-  // m (conv.x unused, conv.B == M): the epilogue writes its outputs to conv.y and advances the
-  // windows, in conv_step_one's order (bit-identical to the separate conv step). in_proj's conv.
-  ConvStepParams conv{};
-  int64_t conv_col = 0;
 };
 
 // Owns the cuBLASLt handle, its workspace and the scratch that holds activations converted to the
@@ -84,10 +78,8 @@ inline constexpr size_t kGemvMaxSmem = 96 * 1024;
 // The GEMV path on its own (M <= 8), for tests and benchmarks; `unroll` 4, 8 or 16 forces the 16-byte
 // loads in flight per lane (0: chosen per shape).
 void gemv(const LinearArgs& a, cudaStream_t stream, int unroll = 0);
-// Whether M rows of K take the shared-memory GEMV (needed for gated inputs and the conv epilogue),
-// and whether the conv epilogue takes M sequences of a width-conv_k conv.
+// Whether M rows of K take the shared-memory GEMV (needed for gated inputs).
 bool gemv_smem_fits(int64_t M, int64_t K);
-bool gemv_conv_fits(int64_t M, int64_t conv_k);
 
 // ---- norm.cu ----------------------------------------------------------------------------------------
 // h (T, D) f32 = table[ids[t]] widened from `dtype`.

@@ -189,21 +189,6 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
     n = n0 + warp / wpr;
     float acc[M];
     for (int m = 0; m < M; m++) acc[m] = 0.f;
-    // Conv epilogue (warp-uniform): lane l holds window value j = l % (K-1) of sequence l / (K-1) and
-    // tap l of the channel, loaded now so their latency hides behind the row's weight stream.
-    const ConvStepParams& cp = a.conv;
-    const int64_t ch = n - a.conv_col;
-    const bool conv = cp.w && warp % wpr == 0 && n < a.N && ch >= 0 && ch < cp.C;
-    float cwin = 0.f, ctap = 0.f, cbias = 0.f;
-    if (conv) {
-      const int km1 = int(cp.K) - 1;
-      if (lane < M * km1) {
-        const void* st = state_at(cp.states, cp.state_bf16, int64_t(cp.slots[lane / km1]) * cp.slot_stride);
-        cwin = ld_state(st, cp.state_bf16, (lane % km1) * cp.C + ch);
-      }
-      if (lane < cp.K) ctap = cp.w[ch * cp.K + lane];
-      if (cp.bias) cbias = cp.bias[ch];
-    }
     if (n < a.N) {
       const WT* w = W + n * K;
       for (int64_t v0 = lid; v0 < KV; v0 += int64_t(L) * U) {
@@ -263,29 +248,6 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
         float v = acc[m] + (a.bias ? a.bias[n] : 0.f);
         float* y = a.y + m * a.y_stride + n;
         *y = a.accumulate ? *y + v : v;
-      }
-    }
-    if (conv) {
-      // The step of conv_step_one (conv1d.cu) in the same order: bias, window taps, then the new input.
-      const int km1 = int(cp.K) - 1;
-      const float bn = a.bias ? a.bias[n] : 0.f;
-      float mine = 0.f;  // the new input of this lane's sequence
-#pragma unroll
-      for (int m = 0; m < M; m++) {
-        const float v = __shfl_sync(0xffffffffu, acc[m], 0) + bn;
-        if (lane < M * km1 && lane / km1 == m) mine = v;
-        float o = cbias;
-        for (int j = 0; j < km1; j++)
-          o = fmaf(__shfl_sync(0xffffffffu, ctap, j), __shfl_sync(0xffffffffu, cwin, m * km1 + j), o);
-        o = fmaf(__shfl_sync(0xffffffffu, ctap, km1), v, o);
-        if (lane == 0) cp.y[m * cp.y_stride + ch] = cp.silu ? silu_d(o) : o;
-      }
-      // Advance the windows: slot j takes slot j + 1, the last slot the new input.
-      const float nxt = __shfl_sync(0xffffffffu, cwin, min(lane + 1, 31));
-      if (lane < M * km1) {
-        void* st = state_at(cp.states, cp.state_bf16, int64_t(cp.slots[lane / km1]) * cp.slot_stride);
-        const int j = lane % km1;
-        st_state(st, cp.state_bf16, j * cp.C + ch, j + 1 < km1 ? nxt : mine);
       }
     }
   }
@@ -373,11 +335,8 @@ void launch_gemv(const LinearArgs& a, cudaStream_t s, int unroll) {
   while (wpr > 1 && a.K < int64_t(wpr) * 32 * V) wpr /= 2;
   const size_t smem = size_t(a.M) * size_t(a.K) * sizeof(float);
   const bool smem_ok = vec && gemv_smem_fits(a.M, a.K);
-  if ((a.gate || a.conv.w) && !smem_ok)
-    throw Error("gemv: a gated input or a conv epilogue needs the shared-memory GEMV (M*K*4 <= 96 KiB, aligned)");
-  if (a.conv.w && !gemv_conv_fits(a.M, a.conv.K)) throw Error("gemv: conv epilogue needs M*(K-1) <= 32");
-  if (a.conv.w && a.accumulate) throw Error("gemv: conv epilogue with accumulate (internal)");
-  if (smem_ok && (a.gate || a.conv.w || !getenv_flag("SSM_GEMV_OLD"))) {
+  if (a.gate && !smem_ok) throw Error("gemv: a gated input needs the shared-memory GEMV (M*K*4 <= 96 KiB, aligned)");
+  if (smem_ok && (a.gate || !getenv_flag("SSM_GEMV_OLD"))) {
     switch (a.M) {
 #define SSM_GEMV_CASE(m) case m: launch_gemv_smem_u<WT, m>(a, smem, s, unroll); break;
       SSM_GEMV_CASE(1) SSM_GEMV_CASE(2) SSM_GEMV_CASE(3) SSM_GEMV_CASE(4)
@@ -404,8 +363,6 @@ cudaDataType_t cuda_type(DType t) {
 }
 
 }  // namespace
-
-bool gemv_conv_fits(int64_t M, int64_t conv_k) { return conv_k >= 2 && conv_k <= 32 && M * (conv_k - 1) <= 32; }
 
 bool gemv_smem_fits(int64_t M, int64_t K) {
   return M >= 1 && M <= Blas::kGemvMaxM && K % 8 == 0 && size_t(M) * size_t(K) * sizeof(float) <= kGemvMaxSmem;

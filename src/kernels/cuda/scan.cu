@@ -443,6 +443,52 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
   }
 }
 
+// Batches > 8, where δ·dt_proj comes from a GEMM (p.delta): grid (ceil(E·gs / kScanThreads), B), a
+// group of gs lanes per (sequence, channel), SPL states per lane; no shared memory and no block-wide
+// barrier, so the state traffic streams. Same arithmetic, in the same order, as mamba1_step_kernel.
+template <int SPL>
+__global__ void __launch_bounds__(kScanThreads) mamba1_step_batched_kernel(Mamba1StepParams p, int gs) {
+  const int64_t e = (int64_t(blockIdx.x) * kScanThreads + threadIdx.x) / gs, b = blockIdx.y;
+  const int li = threadIdx.x % gs;
+  const bool active = e < p.E;
+  float A[SPL];
+  for (int j = 0; j < SPL; j++) {
+    const int64_t n = li + j * gs;
+    A[j] = active && n < p.N ? p.A[e * p.N + n] : 0.f;
+  }
+  const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
+  pdl_trigger();
+  pdl_wait();
+  // Threads past the last channel stay to the end: the group sum shuffles over whole warps.
+  const float* row = p.dbc + b * p.dbc_stride;
+  const void* h = state_at(p.states, p.state_bf16, int64_t(p.slots[b]) * p.slot_stride + (active ? e : 0) * p.N);
+  float hv[SPL], Bv[SPL], Cv[SPL];
+  for (int j = 0; j < SPL; j++) {
+    const int64_t n = li + j * gs;
+    const bool ok = active && n < p.N;
+    hv[j] = ok ? ld_state(h, p.state_bf16, n) : 0.f;
+    Bv[j] = ok ? row[p.R + n] : 0.f;
+    Cv[j] = ok ? row[p.R + p.N + n] : 0.f;
+  }
+  const float u = active ? p.u[b * p.u_stride + e] : 0.f, zv = active && p.z ? p.z[b * p.z_stride + e] : 0.f;
+  const float dt = active ? softplus_d(p.delta[b * p.delta_stride + e] + bias) : 0.f;
+  float part = 0.f;
+  for (int j = 0; j < SPL; j++) {
+    const int64_t n = li + j * gs;
+    if (active && n < p.N) {
+      const float hn = expf(dt * A[j]) * hv[j] + dt * Bv[j] * u;
+      st_state(const_cast<void*>(h), p.state_bf16, n, hn);
+      part = fmaf(hn, Cv[j], part);
+    }
+  }
+  part = group_sum(part, gs);
+  if (active && li == 0) {
+    float y = part + Dv * u;
+    if (p.z) y *= silu_d(zv);
+    p.y[b * p.y_stride + e] = y;
+  }
+}
+
 int group_size(int64_t N) {
   int g = 1;
   while (g < N && g < 32) g *= 2;
@@ -541,6 +587,17 @@ void mamba1_step(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
   const int gs = group_size(p.N);
   const int64_t spl = (p.N + gs - 1) / gs;
+  if (p.delta) {
+    if (p.bcdt_rms) throw Error("mamba1_step: with a precomputed delta the B/C/dt norms must be applied first (internal)");
+    const dim3 grid(blocks_for(p.E * gs, kScanThreads), unsigned(p.B));
+    switch (spl) {
+      case 1: launch("mamba1_step", mamba1_step_batched_kernel<1>, grid, dim3(kScanThreads), 0, s, p, gs); break;
+      case 2: launch("mamba1_step", mamba1_step_batched_kernel<2>, grid, dim3(kScanThreads), 0, s, p, gs); break;
+      case 3: case 4: launch("mamba1_step", mamba1_step_batched_kernel<4>, grid, dim3(kScanThreads), 0, s, p, gs); break;
+      default: throw Error("mamba1_step: state size " + std::to_string(p.N) + " exceeds 128");
+    }
+    return;
+  }
   const dim3 grid(blocks_for(p.E * gs, kScanThreads), blocks_for(p.B, kStepSeqs));
   const size_t sh = size_t(kStepSeqs * (p.R + 2 * p.N) + (kScanThreads / gs) * p.R) * sizeof(float);
   if (sh > 48 * 1024) throw Error("mamba1_step: dt_rank " + std::to_string(p.R) + " too large for the fused step");
