@@ -43,6 +43,15 @@ TEST(ModelApi, BadDeviceIsAnError) {
   LoadOptions o;
   o.device = "tpu";
   EXPECT_THROW(Model::load(dir, o), Error);
+  o.device = "cpu";
+  o.state_dtype = "bf16";  // a GPU option: the error says so
+  try {
+    Model::load(dir, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--device cuda"), std::string::npos) << e.what();
+  }
+  o.state_dtype = "f32";
 #ifndef SSM_HAVE_CUDA
   o.device = "cuda";
   try {
