@@ -271,6 +271,10 @@ int64_t gemv_capacity(size_t smem) {
   if (it == occ_by_smem.end()) {
     int occ = 0;
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_smem_kernel<WT, M, U>, kGemvThreads, smem), "gemv occupancy");
+    // SSM_GEMV_BLOCKS_PER_SM=n caps the resident blocks (measurement switch: leaves room on each SM
+    // for the next kernel's blocks to start their weight loads under programmatic dependent launch).
+    static const int cap_env = [] { const char* e = std::getenv("SSM_GEMV_BLOCKS_PER_SM"); return e ? std::atoi(e) : 0; }();
+    if (cap_env > 0) occ = std::min(occ, cap_env);
     it = occ_by_smem.emplace(smem, std::max(occ, 1)).first;
   }
   return int64_t(it->second) * sms;
