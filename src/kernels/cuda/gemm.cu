@@ -301,7 +301,7 @@ void launch_gemv_smem(const LinearArgs& a, size_t smem, cudaStream_t s) {
 // Loads in flight per lane: SSM_GEMV_U=4|8|16 forces it (measurement switch, read once); otherwise
 // 4, and 16 for matrices of few long rows (split over several warps a row, so each lane's share of a
 // row is small); 4 for M > 2 (more accumulators, fewer registers to spare).
-int gemv_unroll(const LinearArgs& a, int V, int asked) {
+int gemv_unroll(const LinearArgs& a, int asked) {
   if (asked == 4 || asked == 8 || asked == 16) return a.M > 2 ? 4 : asked;
   static const int forced = [] {
     const char* e = std::getenv("SSM_GEMV_U");
@@ -310,16 +310,15 @@ int gemv_unroll(const LinearArgs& a, int V, int asked) {
   }();
   if (a.M > 2) return 4;
   if (forced) return forced;
-  // H200, bench_cuda_gemv (us per call, U = 4 / 8 / 16): mamba-2.8b in_proj 17.7 / 19.0 / 59.9,
-  // out_proj 9.9 / 11.7 / 13.9, lm_head 65.5 / 74.3 / 282, but x_proj (192 rows of 5120) 6.5 / 5.5 / 5.3.
-  (void)V;
+  // H200, bench_cuda_gemv (docs/cuda.md): 4 is fastest on in_proj, out_proj and lm_head shapes, 16
+  // on x_proj's 192 rows of 5120.
   return a.N <= 1024 ? 16 : 4;
 }
 
 template <class WT, int M>
 void launch_gemv_smem_u(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll) {
   if constexpr (M <= 2) {
-    switch (gemv_unroll(a, Vec<WT>::n, unroll)) {
+    switch (gemv_unroll(a, unroll)) {
       case 16: return launch_gemv_smem<WT, M, 16>(a, smem, s);
       case 8: return launch_gemv_smem<WT, M, 8>(a, smem, s);
       default: break;
