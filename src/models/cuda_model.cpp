@@ -424,15 +424,18 @@ class CudaLM final : public Model {
     linear(l.in_proj, b.h, T, D, b.proj, 2 * E, l.norm_w);  // (T, 2E): x | z
     kc::causal_conv1d({T, E, K, b.proj, 2 * E, l.conv_w, l.conv_b, st, true, b.xc, E}, stream_);
     linear(l.x_proj, b.xc, T, E, b.dbc, RN);  // (T, R+2N): δ | B | C
-    if (c_.bcdt_rms) {
-      kc::rms_norm({T, R, R, b.dbc, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, b.dbc, RN}, stream_);
-      kc::rms_norm({T, N, N, b.dbc + R, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, b.dbc + R, RN}, stream_);
-      kc::rms_norm({T, N, N, b.dbc + R + N, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, b.dbc + R + N, RN}, stream_);
-    }
+    if (c_.bcdt_rms) bcdt_norms(b.dbc, T);
     linear(l.dt_proj, b.dbc, T, RN, b.delta, E);  // (T, E), bias and softplus in the scan
     kc::selective_scan({T, E, N, b.xc, E, b.delta, E, l.dt_bias, l.A, b.dbc + R, RN, b.dbc + R + N, RN, l.D, b.proj + E,
                         2 * E, st + (K - 1) * E, b.y, E}, stream_, b.scan_ws);
     linear(l.out_proj, b.y, T, E, b.h, D, nullptr, /*acc=*/true);  // h += out_proj(y)
+  }
+
+  // FalconMamba: weightless RMSNorms of δ, B and C, in place in x_proj's output rows (T, R + 2N).
+  void bcdt_norms(float* dbc, int64_t T) {
+    const int64_t R = c_.dt_rank, N = c_.d_state, RN = R + 2 * N;
+    for (auto [o, n] : {std::pair<int64_t, int64_t>{0, R}, {R, N}, {R + N, N}})
+      kc::rms_norm({T, n, n, dbc + o, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, dbc + o, RN}, stream_);
   }
 
   void mamba2_prefill(const DLayer& l, int64_t T, float* st) {
@@ -531,9 +534,7 @@ class CudaLM final : public Model {
           // sequence and channel, no block barrier); the fused step kernel took 79-110 us per layer
           // at batch 64 on mamba-2.8b (ncu), most of the decode step.
           if (c_.bcdt_rms) {
-            kc::rms_norm({M, R, R, dbc, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, dbc, RN}, stream_);
-            kc::rms_norm({M, N, N, dbc + R, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, dbc + R, RN}, stream_);
-            kc::rms_norm({M, N, N, dbc + R + N, RN, nullptr, nullptr, 0, false, c_.mixer_rms_eps, dbc + R + N, RN}, stream_);
+            bcdt_norms(dbc, M);
             sp.bcdt_rms = false;
           }
           linear(l.dt_proj, dbc, M, RN, b.delta, E);
