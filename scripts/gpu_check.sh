@@ -5,7 +5,7 @@
 #   scripts/gpu_check.sh            # everything
 #   ARCH=80 scripts/gpu_check.sh    # another GPU generation
 #   QUICK=1 scripts/gpu_check.sh    # tests only, no benchmarks
-#   BUILD_ONLY=1 scripts/gpu_check.sh  # configure and build only
+#   BUILD_ONLY=1 scripts/gpu_check.sh  # configure and build only (TARGETS="ssm_cli ssm_gpu_tests": just those)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${ARCH:-90a}
@@ -36,7 +36,7 @@ section "configure + build (CUDA arch $ARCH)"
 cmake -S . -B "$BUILD" -DSSM_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAKE_BUILD_TYPE=Release "${extra[@]}" >"$BUILD.cmake.log" 2>&1 ||
   { tail -30 "$BUILD.cmake.log"; exit 1; }
 t0=$(date +%s)
-cmake --build "$BUILD" -j"$JOBS" 2>&1 | grep -E "error|warning: .*\.cu" ; test "${PIPESTATUS[0]}" -eq 0 || exit 1
+cmake --build "$BUILD" -j"$JOBS" ${TARGETS:+--target $TARGETS} 2>&1 | grep -E "error|warning: .*\.cu" ; test "${PIPESTATUS[0]}" -eq 0 || exit 1
 echo "build: $(( $(date +%s) - t0 )) s"
 [ -n "${BUILD_ONLY:-}" ] && exit 0
 

@@ -25,6 +25,10 @@ __device__ __forceinline__ float load_w(const void* w, DType t, int64_t i) {
   }
 }
 
+template <class T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
 __device__ __forceinline__ float softplus_d(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 __device__ __forceinline__ float silu_d(float x) { return x / (1.f + expf(-x)); }
 

@@ -443,15 +443,20 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
   }
 }
 
-// Batches > 8, where δ·dt_proj comes from a GEMM (p.delta): grid (ceil(E·gs / kScanThreads), B), a
-// group of gs lanes per (sequence, channel), SPL states per lane; no shared memory and no block-wide
-// barrier, so the state traffic streams. Same arithmetic, in the same order, as mamba1_step_kernel.
-template <int SPL>
-__global__ void __launch_bounds__(kScanThreads) mamba1_step_batched_kernel(Mamba1StepParams p, int gs) {
-  const int64_t e = (int64_t(blockIdx.x) * kScanThreads + threadIdx.x) / gs, b = blockIdx.y;
+// Batches > 8, where δ·dt_proj comes from a GEMM (p.delta): grid (ceil(E·gs / kBatchThreads),
+// ceil(B / SB)), a group of gs lanes per channel, SPL states per lane, SB sequences per thread (all
+// their loads issued before the first update, so a thread waits on memory once, and the A, bias and
+// D loads serve SB sequences); no shared memory and no block-wide barrier. State elements ST (f32 or
+// bf16 storage). Same arithmetic, in the same order, as mamba1_step_kernel.
+constexpr int kBatchThreads = 256;
+
+template <int SPL, int SB, class ST>
+__global__ void __launch_bounds__(kBatchThreads) mamba1_step_batched_kernel(Mamba1StepParams p, int gs) {
+  const int64_t e = (int64_t(blockIdx.x) * kBatchThreads + threadIdx.x) / gs, b0 = int64_t(blockIdx.y) * SB;
   const int li = threadIdx.x % gs;
   const bool active = e < p.E;
   float A[SPL];
+#pragma unroll
   for (int j = 0; j < SPL; j++) {
     const int64_t n = li + j * gs;
     A[j] = active && n < p.N ? p.A[e * p.N + n] : 0.f;
@@ -459,33 +464,65 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_batched_kernel(Mamba
   const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
   pdl_trigger();
   pdl_wait();
-  // Threads past the last channel stay to the end: the group sum shuffles over whole warps.
-  const float* row = p.dbc + b * p.dbc_stride;
-  const void* h = state_at(p.states, p.state_bf16, int64_t(p.slots[b]) * p.slot_stride + (active ? e : 0) * p.N);
-  float hv[SPL], Bv[SPL], Cv[SPL];
-  for (int j = 0; j < SPL; j++) {
-    const int64_t n = li + j * gs;
-    const bool ok = active && n < p.N;
-    hv[j] = ok ? ld_state(h, p.state_bf16, n) : 0.f;
-    Bv[j] = ok ? row[p.R + n] : 0.f;
-    Cv[j] = ok ? row[p.R + p.N + n] : 0.f;
+  // Threads past the last channel or sequence stay to the end: the group sum shuffles whole warps.
+  float hv[SB][SPL], Bv[SB][SPL], Cv[SB][SPL], u[SB], zv[SB], dt[SB];
+  ST* h[SB];
+#pragma unroll
+  for (int q = 0; q < SB; q++) {
+    const int64_t b = b0 + q;
+    const bool ok = active && b < p.B;
+    const float* row = p.dbc + (ok ? b : 0) * p.dbc_stride;
+    h[q] = static_cast<ST*>(p.states) + (ok ? int64_t(p.slots[b]) * p.slot_stride + e * p.N : 0);
+#pragma unroll
+    for (int j = 0; j < SPL; j++) {
+      const int64_t n = li + j * gs;
+      const bool in = ok && n < p.N;
+      hv[q][j] = in ? to_f(h[q][n]) : 0.f;
+      Bv[q][j] = in ? row[p.R + n] : 0.f;
+      Cv[q][j] = in ? row[p.R + p.N + n] : 0.f;
+    }
+    u[q] = ok ? p.u[b * p.u_stride + e] : 0.f;
+    zv[q] = ok && p.z ? p.z[b * p.z_stride + e] : 0.f;
+    dt[q] = ok ? p.delta[b * p.delta_stride + e] : 0.f;
   }
-  const float u = active ? p.u[b * p.u_stride + e] : 0.f, zv = active && p.z ? p.z[b * p.z_stride + e] : 0.f;
-  const float dt = active ? softplus_d(p.delta[b * p.delta_stride + e] + bias) : 0.f;
-  float part = 0.f;
-  for (int j = 0; j < SPL; j++) {
-    const int64_t n = li + j * gs;
-    if (active && n < p.N) {
-      const float hn = expf(dt * A[j]) * hv[j] + dt * Bv[j] * u;
-      st_state(const_cast<void*>(h), p.state_bf16, n, hn);
-      part = fmaf(hn, Cv[j], part);
+#pragma unroll
+  for (int q = 0; q < SB; q++) {
+    const int64_t b = b0 + q;
+    const bool ok = active && b < p.B;
+    const float d = softplus_d(dt[q] + bias);
+    float part = 0.f;
+#pragma unroll
+    for (int j = 0; j < SPL; j++) {
+      const int64_t n = li + j * gs;
+      if (ok && n < p.N) {
+        const float hn = expf(d * A[j]) * hv[q][j] + d * Bv[q][j] * u[q];
+        h[q][n] = from_f<ST>(hn);
+        part = fmaf(hn, Cv[q][j], part);
+      }
+    }
+    part = group_sum(part, gs);
+    if (ok && li == 0) {
+      float y = part + Dv * u[q];
+      if (p.z) y *= silu_d(zv[q]);
+      p.y[b * p.y_stride + e] = y;
     }
   }
-  part = group_sum(part, gs);
-  if (active && li == 0) {
-    float y = part + Dv * u;
-    if (p.z) y *= silu_d(zv);
-    p.y[b * p.y_stride + e] = y;
+}
+
+// Sequences per thread of the batched step: 4, or SSM_CUDA_STEP_SEQS=1 (measurement switch, read once).
+int step_seqs() {
+  static const int v = [] { const char* e = std::getenv("SSM_CUDA_STEP_SEQS"); return e && std::atoi(e) == 1 ? 1 : 4; }();
+  return v;
+}
+
+template <int SB, class ST>
+void launch_step_batched(const Mamba1StepParams& p, int gs, int64_t spl, cudaStream_t s) {
+  const dim3 grid(blocks_for(p.E * gs, kBatchThreads), unsigned((p.B + SB - 1) / SB));
+  switch (spl) {
+    case 1: return launch("mamba1_step", mamba1_step_batched_kernel<1, SB, ST>, grid, dim3(kBatchThreads), 0, s, p, gs);
+    case 2: return launch("mamba1_step", mamba1_step_batched_kernel<2, SB, ST>, grid, dim3(kBatchThreads), 0, s, p, gs);
+    case 3: case 4: return launch("mamba1_step", mamba1_step_batched_kernel<4, SB, ST>, grid, dim3(kBatchThreads), 0, s, p, gs);
+    default: throw Error("mamba1_step: state size " + std::to_string(p.N) + " exceeds 128");
   }
 }
 
@@ -589,12 +626,12 @@ void mamba1_step(const Mamba1StepParams& p, cudaStream_t s) {
   const int64_t spl = (p.N + gs - 1) / gs;
   if (p.delta) {
     if (p.bcdt_rms) throw Error("mamba1_step: with a precomputed delta the B/C/dt norms must be applied first (internal)");
-    const dim3 grid(blocks_for(p.E * gs, kScanThreads), unsigned(p.B));
-    switch (spl) {
-      case 1: launch("mamba1_step", mamba1_step_batched_kernel<1>, grid, dim3(kScanThreads), 0, s, p, gs); break;
-      case 2: launch("mamba1_step", mamba1_step_batched_kernel<2>, grid, dim3(kScanThreads), 0, s, p, gs); break;
-      case 3: case 4: launch("mamba1_step", mamba1_step_batched_kernel<4>, grid, dim3(kScanThreads), 0, s, p, gs); break;
-      default: throw Error("mamba1_step: state size " + std::to_string(p.N) + " exceeds 128");
+    if (p.state_bf16) {
+      if (step_seqs() == 1) launch_step_batched<1, __nv_bfloat16>(p, gs, spl, s);
+      else launch_step_batched<4, __nv_bfloat16>(p, gs, spl, s);
+    } else {
+      if (step_seqs() == 1) launch_step_batched<1, float>(p, gs, spl, s);
+      else launch_step_batched<4, float>(p, gs, spl, s);
     }
     return;
   }
