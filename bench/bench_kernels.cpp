@@ -139,8 +139,10 @@ int reg = [] {
   for (auto& g : kGemv)
     for (auto [tn, t] : types)
       benchmark::RegisterBenchmark((std::string("Gemv/") + g.name + "/" + tn).c_str(), BM_Gemv, t, g.N, g.K, true)->UseRealTime();
-  for (auto [tn, t] : types)  // 1.4b x_proj: 0.6-2.6 MB, stays in L2/L3
+  for (auto [tn, t] : types) {  // 0.6-2.6 MB and 2.7-9.4 MB: L2/L3, rows of 4096 and of 768
     benchmark::RegisterBenchmark((std::string("GemvHot/1.4b_x_proj/") + tn).c_str(), BM_Gemv, t, 160, 4096, false)->UseRealTime();
+    benchmark::RegisterBenchmark((std::string("GemvHot/130m_in_proj/") + tn).c_str(), BM_Gemv, t, 3072, 768, false)->UseRealTime();
+  }
   for (auto& g : kGemm)
     for (auto [tn, t] : types)
       benchmark::RegisterBenchmark((std::string("Gemm/") + g.name + "/" + tn).c_str(), BM_Gemm, t, g.M, g.N, g.K)->UseRealTime();
