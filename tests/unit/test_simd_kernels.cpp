@@ -292,6 +292,15 @@ TEST(SimdKernels, ScanConvNormSsdStepMatchReferenceOnEveryIsa) {
         cpu::causal_conv1d(p);
         EXPECT_LT(rel_err(y1, y0), kTol) << isa << " conv L=" << L << " C=" << C << " K=" << K;
         EXPECT_EQ(st1, st0) << isa << " conv window";
+        // With the (K, C) copy of the weights given (what the layers pass): the same bits.
+        std::vector<float> wt(size_t(C * K)), y2(static_cast<size_t>(L * C));
+        for (int64_t c = 0; c < C; c++)
+          for (int64_t k = 0; k < K; k++) wt[size_t(k * C + c)] = w[size_t(c * K + k)];
+        ConvParams p2 = p;
+        auto st_in = randn(size_t((K - 1) * C), 4);  // the window before the calls above
+        p2.state = st_in.data(), p2.y = y2.data(), p2.w_t = wt.data();
+        cpu::causal_conv1d(p2);
+        EXPECT_EQ(y2, y1) << isa << " conv with w_t";
       }
     }
     // RMSNorm: plain, weightless, grouped + gated both ways, odd widths, in place.
