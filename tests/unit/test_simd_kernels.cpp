@@ -159,6 +159,23 @@ TEST(SimdKernels, QuantizeX16RoundTrips) {
     EXPECT_EQ(q, xq) << isa;
     EXPECT_EQ(s, xs) << isa;
   }
+  // Non-finite x poisons its block's scale, so the GEMV's outputs are NaN rather than garbage.
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    auto xb = x;
+    xb[40] = bad;
+    for (const auto& isa : cpu::available_isas()) {
+      cpu::set_isa(isa);
+      cpu::quantize_x16(xb.data(), 256, xq.data(), xs.data());
+      EXPECT_TRUE(std::isnan(xs[1])) << isa << " " << bad;
+      EXPECT_EQ(xq[40], 0) << isa;
+      EXPECT_FALSE(std::isnan(xs[0])) << isa;
+      std::vector<int8_t> w(size_t(2 * 256), 1);
+      std::vector<float> ws(16, 0.5f), y(2);
+      LinearParams p{1, 2, 256, xb.data(), 256, w.data(), DType::I8, nullptr, y.data(), 2, ws.data()};
+      cpu::gemv(p);
+      EXPECT_TRUE(std::isnan(y[0]) && std::isnan(y[1])) << isa << " " << bad;
+    }
+  }
 }
 
 TEST(SimdKernels, HasIsas) {

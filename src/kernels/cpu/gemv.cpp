@@ -8,6 +8,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "core/threadpool.hpp"
@@ -135,12 +136,18 @@ void QuantizeX16(const float* x, int64_t K, int16_t* xq, float* xs) {
   for (int64_t b = 0; b < K / 32; b++) {
     const float* xb = x + b * 32;
     auto m = hn::Zero(d);
-    for (int64_t j = 0; j < 32; j += L) m = hn::Max(m, hn::Abs(hn::LoadU(d, xb + j)));
-    const float amax = hn::GetLane(hn::MaxOfLanes(d, m));
+    bool finite = true;
+    for (int64_t j = 0; j < 32; j += L) {
+      const auto v = hn::LoadU(d, xb + j);
+      m = hn::Max(m, hn::Abs(v));
+      finite = finite && hn::AllTrue(d, hn::IsFinite(v));
+    }
+    const float amax = finite ? hn::GetLane(hn::MaxOfLanes(d, m)) : 0.f;
     const auto inv = hn::Set(d, amax > 0.f ? 32767.f / amax : 0.f);
     for (int64_t j = 0; j < 32; j += L)
       hn::StoreU(hn::DemoteTo(dh, hn::NearestInt(hn::Mul(hn::LoadU(d, xb + j), inv))), dh, xq + b * 32 + j);
-    xs[b] = amax / 32767.f;
+    if (!finite) std::fill(xq + b * 32, xq + b * 32 + 32, int16_t(0));  // x·0 gave NaN for inf and NaN
+    xs[b] = finite ? amax / 32767.f : std::numeric_limits<float>::quiet_NaN();
   }
 }
 

@@ -1,5 +1,7 @@
 // Reference linear: y = x·Wᵀ + b with f64 accumulation (see params.hpp LinearParams).
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/ref/ref.hpp"
@@ -28,7 +30,16 @@ void quantize_x16(const float* x, int64_t K, int16_t* xq, float* xs) {
   for (int64_t b = 0; b < K / kQ8Block; b++) {
     const float* xb = x + b * kQ8Block;
     float amax = 0.f;
-    for (int64_t j = 0; j < kQ8Block; j++) amax = std::fmax(amax, std::fabs(xb[j]));
+    bool finite = true;
+    for (int64_t j = 0; j < kQ8Block; j++) {
+      amax = std::fmax(amax, std::fabs(xb[j]));
+      finite = finite && std::isfinite(xb[j]);
+    }
+    if (!finite) {  // NaN or ±inf: the block's scale is NaN, so every output of this x row is NaN
+      std::fill(xq + b * kQ8Block, xq + (b + 1) * kQ8Block, int16_t(0));
+      xs[b] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
     const float inv = amax > 0.f ? 32767.f / amax : 0.f;
     for (int64_t j = 0; j < kQ8Block; j++) xq[b * kQ8Block + j] = int16_t(std::nearbyint(xb[j] * inv));
     xs[b] = amax / 32767.f;
