@@ -1,7 +1,7 @@
 // CPU matrix-vector products for decode: y (M, N) = x (M, K) · W(N, K)ᵀ + b for small M, with the
-// weight conversion (bf16/f16/q8 -> f32) fused into the dot products so each weight byte is read
-// once from memory. Rows of W are split over the thread pool and walked in order. Highway picks the
-// widest ISA at run time.
+// weight conversion (bf16/f16 -> f32; q8: int8 · int16-rounded x, exact block sums) fused into the
+// dot products so each weight byte is read once from memory. Rows of W are split over the thread
+// pool and walked in order. Highway picks the widest ISA at run time.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/gemv.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -170,31 +170,43 @@ HWY_INLINE hn::Vec<DF> q8_block(const int8_t* w, const int16_t* xq) {
 #endif
 }
 
-// One q8 row against one quantised x row, blocks in chunks of kChunk: c = w_scale·xs for the chunk
-// first (vectorised), then four blocks per step into four accumulators.
-HWY_INLINE float q8_row(const int8_t* w, const float* ws, const int16_t* xq, const float* xs, int64_t nb) {
+// Σ_b c[b] · (block b of w · block b of xq) over nb blocks, four blocks per step into four
+// accumulators, left as lanes (the caller reduces).
+HWY_INLINE hn::Vec<DF> q8_blocks(const int8_t* w, const int16_t* xq, const float* c, int64_t nb) {
+  const DF d;
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    a0 = hn::MulAdd(q8_block(w + b * 32, xq + b * 32), hn::Set(d, c[b]), a0);
+    a1 = hn::MulAdd(q8_block(w + (b + 1) * 32, xq + (b + 1) * 32), hn::Set(d, c[b + 1]), a1);
+    a2 = hn::MulAdd(q8_block(w + (b + 2) * 32, xq + (b + 2) * 32), hn::Set(d, c[b + 2]), a2);
+    a3 = hn::MulAdd(q8_block(w + (b + 3) * 32, xq + (b + 3) * 32), hn::Set(d, c[b + 3]), a3);
+  }
+  for (; b < nb; b++) a0 = hn::MulAdd(q8_block(w + b * 32, xq + b * 32), hn::Set(d, c[b]), a0);
+  return hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
+}
+
+// c[i] = ws[i] · xs[i], i < n.
+HWY_INLINE void scale_products(const float* ws, const float* xs, int64_t n, float* c) {
   const DF d;
   const int64_t L = int64_t(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::Mul(hn::LoadU(d, ws + i), hn::LoadU(d, xs + i)), d, c + i);
+  for (; i < n; i++) c[i] = ws[i] * xs[i];
+}
+
+// One q8 row against one quantised x row, blocks in chunks of kChunk (c = w_scale·xs per chunk).
+HWY_INLINE float q8_row(const int8_t* w, const float* ws, const int16_t* xq, const float* xs, int64_t nb) {
+  const DF d;
   constexpr int64_t kChunk = 64;
   HWY_ALIGN float c[kChunk];
-  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  auto acc = hn::Zero(d);
   for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
     const int64_t cb = std::min(kChunk, nb - b0);
-    int64_t i = 0;
-    for (; i + L <= cb; i += L) hn::Store(hn::Mul(hn::LoadU(d, ws + b0 + i), hn::LoadU(d, xs + b0 + i)), d, c + i);
-    for (; i < cb; i++) c[i] = ws[b0 + i] * xs[b0 + i];
-    const int8_t* wb = w + b0 * 32;
-    const int16_t* xb = xq + b0 * 32;
-    int64_t b = 0;
-    for (; b + 4 <= cb; b += 4) {
-      a0 = hn::MulAdd(q8_block(wb + b * 32, xb + b * 32), hn::Set(d, c[b]), a0);
-      a1 = hn::MulAdd(q8_block(wb + (b + 1) * 32, xb + (b + 1) * 32), hn::Set(d, c[b + 1]), a1);
-      a2 = hn::MulAdd(q8_block(wb + (b + 2) * 32, xb + (b + 2) * 32), hn::Set(d, c[b + 2]), a2);
-      a3 = hn::MulAdd(q8_block(wb + (b + 3) * 32, xb + (b + 3) * 32), hn::Set(d, c[b + 3]), a3);
-    }
-    for (; b < cb; b++) a0 = hn::MulAdd(q8_block(wb + b * 32, xb + b * 32), hn::Set(d, c[b]), a0);
+    scale_products(ws + b0, xs + b0, cb, c);
+    acc = hn::Add(acc, q8_blocks(w + b0 * 32, xq + b0 * 32, c, cb));
   }
-  return hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  return hn::GetLane(hn::SumOfLanes(d, acc));
 }
 
 #if HWY_TARGET != HWY_SCALAR
@@ -223,27 +235,10 @@ HWY_INLINE void sum4(hn::Vec<DF> r0, hn::Vec<DF> r1, hn::Vec<DF> r2, hn::Vec<DF>
 constexpr int64_t kMaxNb4 = 64;
 HWY_INLINE void q8_rows4(const int8_t* w, const float* ws, const int16_t* xq, const float* xs4, int64_t nb,
                          float* out) {
-  const DF d;
-  const int64_t L = int64_t(hn::Lanes(d));
   HWY_ALIGN float c[4 * kMaxNb4];
-  int64_t i = 0;
-  for (; i + L <= 4 * nb; i += L) hn::Store(hn::Mul(hn::LoadU(d, ws + i), hn::LoadU(d, xs4 + i)), d, c + i);
-  for (; i < 4 * nb; i++) c[i] = ws[i] * xs4[i];
+  scale_products(ws, xs4, 4 * nb, c);
   hn::Vec<DF> r[4];
-  for (int64_t row = 0; row < 4; row++) {
-    const int8_t* wr = w + row * nb * 32;
-    const float* cr = c + row * nb;
-    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-      a0 = hn::MulAdd(q8_block(wr + b * 32, xq + b * 32), hn::Set(d, cr[b]), a0);
-      a1 = hn::MulAdd(q8_block(wr + (b + 1) * 32, xq + (b + 1) * 32), hn::Set(d, cr[b + 1]), a1);
-      a2 = hn::MulAdd(q8_block(wr + (b + 2) * 32, xq + (b + 2) * 32), hn::Set(d, cr[b + 2]), a2);
-      a3 = hn::MulAdd(q8_block(wr + (b + 3) * 32, xq + (b + 3) * 32), hn::Set(d, cr[b + 3]), a3);
-    }
-    for (; b < nb; b++) a0 = hn::MulAdd(q8_block(wr + b * 32, xq + b * 32), hn::Set(d, cr[b]), a0);
-    r[row] = hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
-  }
+  for (int64_t row = 0; row < 4; row++) r[row] = q8_blocks(w + row * nb * 32, xq, c + row * nb, nb);
   sum4(r[0], r[1], r[2], r[3], out);
 }
 #endif
