@@ -50,8 +50,10 @@ struct Weights {
   }
 };
 
-void BM_Gemv(benchmark::State& st, DType t, int64_t N, int64_t K) {
-  Weights w(t, N, K, true);
+// from_memory = false: one copy, read from the cache after the first pass (the kernel's compute
+// rate; "GemvHot" rows, e.g. with SSM_THREADS=1 on an L2-sized matrix).
+void BM_Gemv(benchmark::State& st, DType t, int64_t N, int64_t K, bool from_memory) {
+  Weights w(t, N, K, from_memory);
   auto x = randv(size_t(K), 2);
   std::vector<float> y(static_cast<size_t>(N));
   int64_t i = 0;
@@ -136,7 +138,11 @@ int reg = [] {
   const std::pair<const char*, DType> types[] = {{"f32", DType::F32}, {"bf16", DType::BF16}, {"f16", DType::F16}, {"q8", DType::I8}};
   for (auto& g : kGemv)
     for (auto [tn, t] : types)
-      benchmark::RegisterBenchmark((std::string("Gemv/") + g.name + "/" + tn).c_str(), BM_Gemv, t, g.N, g.K)->UseRealTime();
+      benchmark::RegisterBenchmark((std::string("Gemv/") + g.name + "/" + tn).c_str(), BM_Gemv, t, g.N, g.K, true)->UseRealTime();
+  for (auto [tn, t] : types) {  // 0.6-2.6 MB and 2.7-9.4 MB: L2/L3, rows of 4096 and of 768
+    benchmark::RegisterBenchmark((std::string("GemvHot/1.4b_x_proj/") + tn).c_str(), BM_Gemv, t, 160, 4096, false)->UseRealTime();
+    benchmark::RegisterBenchmark((std::string("GemvHot/130m_in_proj/") + tn).c_str(), BM_Gemv, t, 3072, 768, false)->UseRealTime();
+  }
   for (auto& g : kGemm)
     for (auto [tn, t] : types)
       benchmark::RegisterBenchmark((std::string("Gemm/") + g.name + "/" + tn).c_str(), BM_Gemm, t, g.M, g.N, g.K)->UseRealTime();

@@ -42,6 +42,7 @@ struct ConvParams {
   float* state;       // (K-1, C)
   bool silu;
   float* y; int64_t y_stride;
+  const float* w_t = nullptr;  // optional (K, C) copy of w: the CPU kernel then skips its per-call transpose
 };
 
 // Mamba-1 selective scan, one sequence, E channels of N states:

@@ -18,6 +18,13 @@ void Linear::operator()(const float* x, int64_t M, int64_t x_stride, float* y, i
                scale.empty() ? nullptr : scale.data()});
 }
 
+std::vector<float> transpose_conv(const std::vector<float>& w, int64_t C, int64_t K) {
+  std::vector<float> t(w.size());
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t k = 0; k < K; k++) t[size_t(k * C + c)] = w[size_t(c * K + k)];
+  return t;
+}
+
 void rms_norm_rows(const float* x, int64_t M, int64_t D, int64_t stride, const float* w, float eps, float* y) {
   ops::rms_norm({M, D, D, x, stride, w, nullptr, 0, false, eps, y, stride});
 }

@@ -42,6 +42,9 @@ class Mixer {
 std::unique_ptr<Mixer> make_mamba1_mixer(const ModelConfig& c, const Weights& W, const std::string& prefix);
 std::unique_ptr<Mixer> make_mamba2_mixer(const ModelConfig& c, const Weights& W, const std::string& prefix);
 
+// Depthwise conv weights (C, K) as (K, C), the layout the CPU conv kernel reads (ConvParams::w_t).
+std::vector<float> transpose_conv(const std::vector<float>& w, int64_t C, int64_t K);
+
 // Weightless or weighted RMSNorm of each of the M rows of x (in place allowed).
 void rms_norm_rows(const float* x, int64_t M, int64_t D, int64_t stride, const float* w, float eps, float* y);
 

@@ -23,6 +23,7 @@ class Mamba1Mixer final : public Mixer {
                             ", conv_kernel=" + std::to_string(K);
     in_proj_ = Linear::load(W, p + ".in_proj", 2 * E, D, c.proj_bias, why);
     conv_w_ = W.vec(p + ".conv1d.weight", {E, 1, K}, why);
+    conv_wt_ = transpose_conv(conv_w_, E, K);
     if (c.conv_bias) conv_b_ = W.vec(p + ".conv1d.bias", {E}, why);
     x_proj_ = Linear::load(W, p + ".x_proj", R + 2 * N, E, false, why);
     dt_proj_ = Linear::load(W, p + ".dt_proj", E, R, false, why);
@@ -50,7 +51,7 @@ class Mamba1Mixer final : public Mixer {
     in_proj_(u, T, c_.d_model, xz_.data(), 2 * E);  // (T, 2E): x | z
     for (const Segment& s : segs)
       ops::causal_conv1d({s.len, E, K, xz_.data() + s.start * 2 * E, 2 * E, conv_w_.data(),
-                          conv_b_.empty() ? nullptr : conv_b_.data(), s.state, true, xc_.data() + s.start * E, E});
+                          conv_b_.empty() ? nullptr : conv_b_.data(), s.state, true, xc_.data() + s.start * E, E, conv_wt_.data()});
     x_proj_(xc_.data(), T, E, dbc_.data(), RN);  // (T, R+2N)
     if (c_.bcdt_rms) {
       rms_norm_rows(dbc_.data(), T, R, RN, nullptr, c_.mixer_rms_eps, dbc_.data());
@@ -70,7 +71,7 @@ class Mamba1Mixer final : public Mixer {
  private:
   ModelConfig c_;
   Linear in_proj_, x_proj_, dt_proj_, out_proj_;
-  std::vector<float> conv_w_, conv_b_, dt_bias_, A_, D_;
+  std::vector<float> conv_w_, conv_wt_, conv_b_, dt_bias_, A_, D_;  // conv_wt_: conv_w_ as (K, E)
   std::vector<float> xz_, xc_, dbc_, delta_, y_;  // scratch
 };
 

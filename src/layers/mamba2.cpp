@@ -22,6 +22,7 @@ class Mamba2Mixer final : public Mixer {
                             ", state_size=" + std::to_string(c.d_state) + ", conv_kernel=" + std::to_string(K);
     in_proj_ = Linear::load(W, p + ".in_proj", E + CC + H, D, c.proj_bias, why);
     conv_w_ = W.vec(p + ".conv1d.weight", {CC, 1, K}, why);
+    conv_wt_ = transpose_conv(conv_w_, CC, K);
     if (c.conv_bias) conv_b_ = W.vec(p + ".conv1d.bias", {CC}, why);
     dt_bias_ = W.vec(p + ".dt_bias", {H}, why);
     A_ = W.vec(p + ".A_log", {H}, why);
@@ -46,7 +47,8 @@ class Mamba2Mixer final : public Mixer {
     in_proj_(u, T, c_.d_model, proj_.data(), W);
     for (const Segment& s : segs) {
       ops::causal_conv1d({s.len, CC, K, proj_.data() + s.start * W + E, W, conv_w_.data(),
-                          conv_b_.empty() ? nullptr : conv_b_.data(), s.state, true, xbc_.data() + s.start * CC, CC});
+                          conv_b_.empty() ? nullptr : conv_b_.data(), s.state, true, xbc_.data() + s.start * CC, CC,
+                          conv_wt_.data()});
       kernels::SsdParams sp{s.len, H, c_.head_dim, c_.n_groups, c_.d_state, c_.chunk_size,
                             xbc_.data() + s.start * CC, CC, proj_.data() + s.start * W + E + CC, W,
                             dt_bias_.data(), A_.data(), xbc_.data() + s.start * CC + E, CC,
@@ -68,7 +70,7 @@ class Mamba2Mixer final : public Mixer {
  private:
   ModelConfig c_;
   Linear in_proj_, out_proj_;
-  std::vector<float> conv_w_, conv_b_, dt_bias_, A_, D_, norm_w_;
+  std::vector<float> conv_w_, conv_wt_, conv_b_, dt_bias_, A_, D_, norm_w_;  // conv_wt_: conv_w_ as (K, CC)
   std::vector<float> proj_, xbc_, y_;  // scratch
 };
 

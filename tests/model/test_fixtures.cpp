@@ -116,6 +116,10 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Fixture);
 // mamba2_ssm_layout — tiny random layers are the worst case; a wrong scale or block layout gives
 // errors of order 100%). Fixtures whose widths are not multiples of 32 have nothing to quantise and
 // are skipped; the bundled model's perplexity check (test_perplexity.cpp) covers a trained model.
+// Step vs prefill: the decode GEMV rounds x to int16 per block of 32 (docs/numerics.md) while the
+// prefill GEMM multiplies f32 x, so they differ by more than f32 rounding: measured 9.1e-5
+// (mamba2_groups) and 5.2e-5 (mamba2_ssm_layout) of the largest |logit|, bound 3e-4 — still
+// ~100x below the q8 weights' own error above.
 TEST_P(Fixture, Q8ConversionStaysCloseToTransformers) {
   const std::string dir = std::string(SSM_FIXTURE_DIR) + "/" + GetParam();
   const std::string out = (fs::temp_directory_path() / ("ssm_q8_" + GetParam() + "_" + std::to_string(::getpid()))).string();
@@ -138,7 +142,7 @@ TEST_P(Fixture, Q8ConversionStaysCloseToTransformers) {
   }
   EXPECT_LT(r.out_bytes, r.in_bytes);
   EXPECT_LT(err, 0.05f);
-  EXPECT_LT(max_abs_diff(step, prefill), 1e-5f * scale) << "q8 step vs q8 prefill";
+  EXPECT_LT(max_abs_diff(step, prefill), 3e-4f * scale) << "q8 step vs q8 prefill";
   fs::remove_all(out);
 }
 

@@ -89,7 +89,94 @@ void check_linear(DType t, Shape s, bool bias, const std::string& isa, bool via_
     }
 }
 
+// q8 GEMV (x rounded to int16 per block): against its scalar reference ref::linear_q8_x16 with the
+// dot-product bound over the quantised terms (block sums are exact integers, so the terms are
+// w_scale·xs·w·xq), and against the f32-x reference ref::linear with that bound plus the x
+// rounding's own bound Σ_b xs_b/2 · Σ_{k∈b} |W[n,k]|.
+void check_q8_gemv(Shape s, bool bias, const std::string& isa, bool via_linear = false) {
+  auto x = randn(size_t(s.M * s.K), 1);
+  for (int64_t k = 0; k < s.K; k += 7) x[size_t(k)] *= 30.f;  // outliers widen some blocks' range
+  if (s.K >= 64)
+    for (int64_t k = 32; k < 64; k++) x[size_t(k)] = 0.f;  // an all-zero block
+  auto wf = randn(size_t(s.N * s.K), 2);
+  auto b = randn(size_t(s.N), 3);
+  W w(wf, s.N, s.K, DType::I8);
+  std::vector<float> y(size_t(s.M * s.N), NAN), yq(size_t(s.M * s.N)), yf(size_t(s.M * s.N));
+  LinearParams p{s.M, s.N, s.K, x.data(), s.K, w.raw.data(), DType::I8, bias ? b.data() : nullptr, y.data(), s.N,
+                 w.scale.data()};
+  via_linear ? cpu::linear(p) : cpu::gemv(p);
+  LinearParams pq = p, pf = p;
+  pq.y = yq.data();
+  pf.y = yf.data();
+  ref::linear_q8_x16(pq);
+  ref::linear(pf);
+  const int64_t nb = s.K / kQ8Block;
+  std::vector<int16_t> xq(static_cast<size_t>(s.K));
+  std::vector<float> xs(static_cast<size_t>(nb));
+  const auto* wq = reinterpret_cast<const int8_t*>(w.raw.data());
+  const double u = std::ldexp(1.0, -24), gamma = (s.K + 1) * u / (1 - (s.K + 1) * u);
+  for (int64_t m = 0; m < s.M; m++) {
+    ref::quantize_x16(x.data() + m * s.K, s.K, xq.data(), xs.data());
+    for (int64_t n = 0; n < s.N; n++) {
+      double mag = bias ? std::fabs(b[n]) : 0.0, xerr = 0.0;
+      for (int64_t k = 0; k < s.K; k++) {
+        const double ws = w.scale[size_t(n * nb + k / kQ8Block)], wv = double(wq[n * s.K + k]);
+        mag += std::fabs(ws * xs[size_t(k / kQ8Block)] * wv * xq[size_t(k)]);
+        xerr += std::fabs(ws * wv) * xs[size_t(k / kQ8Block)] / 2;
+      }
+      const size_t i = size_t(m * s.N + n);
+      ASSERT_LE(std::fabs(double(y[i]) - yq[i]), gamma * mag * 1.01 + 1e-30)
+          << isa << " q8 M=" << s.M << " N=" << s.N << " K=" << s.K << " at (" << m << "," << n << ")";
+      ASSERT_LE(std::fabs(double(y[i]) - yf[i]), (gamma * mag + xerr) * 1.01 + 1e-30)
+          << isa << " q8 vs f32 x, M=" << s.M << " N=" << s.N << " K=" << s.K << " at (" << m << "," << n << ")";
+    }
+  }
+}
+
 }  // namespace
+
+TEST(SimdKernels, QuantizeX16RoundTrips) {
+  // Every element within half a step of its block's scale; the block's largest |x| maps to 32767.
+  auto x = randn(256, 5);
+  x[3] = 0.f;
+  for (int64_t k = 64; k < 96; k++) x[size_t(k)] = 0.f;
+  std::vector<int16_t> xq(256);
+  std::vector<float> xs(8);
+  ref::quantize_x16(x.data(), 256, xq.data(), xs.data());
+  EXPECT_EQ(xs[2], 0.f);
+  for (int64_t k = 0; k < 256; k++) {
+    EXPECT_LE(std::fabs(double(x[size_t(k)]) - double(xs[size_t(k / 32)]) * xq[size_t(k)]),
+              0.5 * xs[size_t(k / 32)] * (1 + 1e-6) + 1e-30);
+    EXPECT_LE(std::abs(int(xq[size_t(k)])), 32767);
+  }
+  // The SIMD quantiser of every ISA gives the same bits.
+  IsaGuard g;
+  for (const auto& isa : cpu::available_isas()) {
+    cpu::set_isa(isa);
+    std::vector<int16_t> q(256);
+    std::vector<float> s(8);
+    cpu::quantize_x16(x.data(), 256, q.data(), s.data());
+    EXPECT_EQ(q, xq) << isa;
+    EXPECT_EQ(s, xs) << isa;
+  }
+  // Non-finite x poisons its block's scale, so the GEMV's outputs are NaN rather than garbage.
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    auto xb = x;
+    xb[40] = bad;
+    for (const auto& isa : cpu::available_isas()) {
+      cpu::set_isa(isa);
+      cpu::quantize_x16(xb.data(), 256, xq.data(), xs.data());
+      EXPECT_TRUE(std::isnan(xs[1])) << isa << " " << bad;
+      EXPECT_EQ(xq[40], 0) << isa;
+      EXPECT_FALSE(std::isnan(xs[0])) << isa;
+      std::vector<int8_t> w(size_t(2 * 256), 1);
+      std::vector<float> ws(16, 0.5f), y(2);
+      LinearParams p{1, 2, 256, xb.data(), 256, w.data(), DType::I8, nullptr, y.data(), 2, ws.data()};
+      cpu::gemv(p);
+      EXPECT_TRUE(std::isnan(y[0]) && std::isnan(y[1])) << isa << " " << bad;
+    }
+  }
+}
 
 TEST(SimdKernels, HasIsas) {
   auto isas = cpu::available_isas();
@@ -107,8 +194,9 @@ TEST(SimdKernels, GemvMatchesReferenceOnEveryIsa) {
     EXPECT_EQ(cpu::current_isa(), isa);
     for (DType t : {DType::F32, DType::BF16, DType::F16})
       for (const Shape& s : shapes) check_linear(t, s, s.N % 2 == 1, isa);
-    for (const Shape& s : std::vector<Shape>{{1, 7, 32}, {3, 37, 64}, {1, 1536, 768}, {4, 768, 1536}})
-      check_linear(DType::I8, s, true, isa);
+    for (const Shape& s : std::vector<Shape>{{1, 7, 32}, {3, 37, 64}, {1, 1536, 768}, {4, 768, 1536}, {1, 160, 4096},
+                                             {2, 9, 2080}, {8, 33, 96}})
+      check_q8_gemv(s, s.N % 2 == 1, isa);
   }
 }
 
@@ -116,7 +204,8 @@ TEST(SimdKernels, LinearUsesGemvForSmallBatchesAndBlasBeyond) {
   // Both paths of cpu::linear agree with the reference (M = 1 and M = 33).
   for (int64_t M : {1, 33}) {
     check_linear(DType::BF16, {M, 96, 160}, true, "auto", true);
-    check_linear(DType::I8, {M, 96, 160}, true, "auto", true);
+    if (M == 1) check_q8_gemv({M, 96, 160}, true, "auto", true);
+    else check_linear(DType::I8, {M, 96, 160}, true, "auto", true);
   }
 }
 
@@ -220,6 +309,15 @@ TEST(SimdKernels, ScanConvNormSsdStepMatchReferenceOnEveryIsa) {
         cpu::causal_conv1d(p);
         EXPECT_LT(rel_err(y1, y0), kTol) << isa << " conv L=" << L << " C=" << C << " K=" << K;
         EXPECT_EQ(st1, st0) << isa << " conv window";
+        // With the (K, C) copy of the weights given (what the layers pass): the same bits.
+        std::vector<float> wt(size_t(C * K)), y2(static_cast<size_t>(L * C));
+        for (int64_t c = 0; c < C; c++)
+          for (int64_t k = 0; k < K; k++) wt[size_t(k * C + c)] = w[size_t(c * K + k)];
+        ConvParams p2 = p;
+        auto st_in = randn(size_t((K - 1) * C), 4);  // the window before the calls above
+        p2.state = st_in.data(), p2.y = y2.data(), p2.w_t = wt.data();
+        cpu::causal_conv1d(p2);
+        EXPECT_EQ(y2, y1) << isa << " conv with w_t";
       }
     }
     // RMSNorm: plain, weightless, grouped + gated both ways, odd widths, in place.

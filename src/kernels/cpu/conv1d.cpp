@@ -1,6 +1,8 @@
 // CPU depthwise causal conv1d + bias + SiLU with carried window (see params.hpp ConvParams),
-// vectorised over channels. Weights arrive as (C, K); they are transposed once per call into a
-// (K, C) scratch so every tap is a contiguous vector load. Channels are split over the thread pool.
+// vectorised over channels. Weights arrive as (C, K); every tap must be a contiguous vector load, so
+// they are used as the (K, C) copy in p.w_t (the layers make it at load) or else transposed per
+// call into a scratch (at decode that serial transpose took longer than the conv itself). Channels
+// are split over the thread pool.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/conv1d.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -61,11 +63,14 @@ HWY_EXPORT(ConvChannels);
 void causal_conv1d(const ConvParams& p) {
   init_isa_from_env();
   if (p.K < 1 || p.K > 8) throw Error("causal_conv1d: conv kernel width " + std::to_string(p.K) + " is outside 1..8");
-  thread_local std::vector<float> wt;
-  wt.resize(size_t(p.K * p.C));
-  for (int64_t c = 0; c < p.C; c++)
-    for (int64_t k = 0; k < p.K; k++) wt[size_t(k * p.C + c)] = p.w[c * p.K + k];
-  const float* w = wt.data();
+  const float* w = p.w_t;
+  if (!w) {
+    thread_local std::vector<float> wt;
+    wt.resize(size_t(p.K * p.C));
+    for (int64_t c = 0; c < p.C; c++)
+      for (int64_t k = 0; k < p.K; k++) wt[size_t(k * p.C + c)] = p.w[c * p.K + k];
+    w = wt.data();
+  }
   const int64_t grain = std::max<int64_t>(64, (16384 / std::max<int64_t>(1, p.L * p.K)) / 16 * 16);
   parallel_for(p.C, grain, [&](int64_t c0, int64_t c1) { HWY_DYNAMIC_DISPATCH(ConvChannels)(p, w, c0, c1); });
 }

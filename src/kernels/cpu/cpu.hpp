@@ -25,6 +25,9 @@ void linear(const LinearParams& p);
 // Matrix-vector products (any M, meant for M <= kGemvMaxRows): conversion fused, rows threaded.
 inline constexpr int64_t kGemvMaxRows = 8;
 void gemv(const LinearParams& p);
+// x (K, a multiple of 32) rounded to int16 per block of 32, as the q8 GEMV does (bit-identical to
+// ref::quantize_x16).
+void quantize_x16(const float* x, int64_t K, int16_t* xq, float* xs);
 // n weights of type t widened to f32 (I8: raw values, no scales); vectorised and threaded.
 void widen_to_f32(DType t, const void* src, float* dst, int64_t n);
 // Mamba-1 scan, channel-outer so each channel's N-state lives in registers for the whole sequence.

@@ -1,13 +1,15 @@
 // CPU matrix-vector products for decode: y (M, N) = x (M, K) · W(N, K)ᵀ + b for small M, with the
-// weight conversion (bf16/f16/q8 -> f32) fused into the dot products so each weight byte is read
-// once from memory. Rows of W are split over the thread pool and walked in order. Highway picks the
-// widest ISA at run time.
+// weight conversion (bf16/f16 -> f32; q8: int8 · int16-rounded x, exact block sums) fused into the
+// dot products so each weight byte is read once from memory. Rows of W are split over the thread
+// pool and walked in order. Highway picks the widest ISA at run time.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/gemv.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <limits>
+#include <vector>
 
 #include "core/threadpool.hpp"
 #include "kernels/cpu/cpu.hpp"
@@ -114,47 +116,153 @@ void gemv_rows(const LinearParams& p, MakeRow make_row, int64_t n0, int64_t n1) 
   }
 }
 
-// Q8: row n holds K int8 values in blocks of 32, each with an f32 scale (w_scale (N, K/32)). Four
-// blocks per step into four accumulators: one accumulator chained over every block was bound by the
-// FMA latency (~30 GB/s where the f32 GEMV streamed ~40).
-HWY_INLINE hn::Vec<DF> q8_block(DF d, const int8_t* w, const float* x) {
-  const hn::Rebind<int8_t, DF> d8;
-  const hn::Rebind<int32_t, DF> di;
-  const int64_t L = int64_t(hn::Lanes(d));
-  auto bacc = hn::Zero(d);
-  for (int64_t j = 0; j < 32; j += L)
-    bacc = hn::MulAdd(hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, w + j))), hn::LoadU(d, x + j), bacc);
-  return bacc;
+// Q8: row n holds K int8 values in blocks of 32, each with an f32 scale (w_scale (N, K/32)). The x
+// row is first rounded to int16 per block of 32 (QuantizeX16, bit-identical to ref::quantize_x16),
+// so a block's dot product is an exact integer sum: int8 -> int16 widening and one pairwise
+// multiply-add (vpmaddwd) per 32 weights on AVX-512, then one conversion and one FMA by
+// w_scale·xs per block. Converting every weight to f32 instead (two widenings, a conversion and
+// an FMA per 16 weights) was compute bound at ~24 GB/s per core even on cached weights; the
+// int16 x moves each product by at most 2⁻¹⁶ of its block's largest |x| (docs/numerics.md).
+#if HWY_TARGET != HWY_SCALAR
+using DI = hn::RebindToSigned<DF>;         // int32, as many lanes as DF
+using D16 = hn::Repartition<int16_t, DI>;  // int16, twice as many
+using D8 = hn::Rebind<int8_t, D16>;        // int8, as many as D16
+#endif
+
+void QuantizeX16(const float* x, int64_t K, int16_t* xq, float* xs) {
+  const DF d;
+  const hn::Rebind<int16_t, DF> dh;
+  const int64_t L = int64_t(hn::Lanes(d));  // divides 32 on every x86 target
+  for (int64_t b = 0; b < K / 32; b++) {
+    const float* xb = x + b * 32;
+    auto m = hn::Zero(d);
+    bool finite = true;
+    for (int64_t j = 0; j < 32; j += L) {
+      const auto v = hn::LoadU(d, xb + j);
+      m = hn::Max(m, hn::Abs(v));
+      finite = finite && hn::AllTrue(d, hn::IsFinite(v));
+    }
+    const float amax = finite ? hn::GetLane(hn::MaxOfLanes(d, m)) : 0.f;
+    const auto inv = hn::Set(d, amax > 0.f ? 32767.f / amax : 0.f);
+    for (int64_t j = 0; j < 32; j += L)
+      hn::StoreU(hn::DemoteTo(dh, hn::NearestInt(hn::Mul(hn::LoadU(d, xb + j), inv))), dh, xq + b * 32 + j);
+    if (!finite) std::fill(xq + b * 32, xq + b * 32 + 32, int16_t(0));  // x·0 gave NaN for inf and NaN
+    xs[b] = finite ? amax / 32767.f : std::numeric_limits<float>::quiet_NaN();
+  }
 }
 
-void gemv_rows_q8(const LinearParams& p, int64_t n0, int64_t n1) {
+// Σ w·xq over one block of 32, as f32 lanes (exact integer lane sums below 2²⁴ on AVX-512/AVX2).
+HWY_INLINE hn::Vec<DF> q8_block(const int8_t* w, const int16_t* xq) {
+  const DF df;
+#if HWY_TARGET == HWY_SCALAR  // one lane: no int16 pairs to multiply-add
+  int32_t s = 0;
+  for (int64_t j = 0; j < 32; j++) s += int32_t(w[j]) * xq[j];
+  return hn::Set(df, float(s));
+#else
+  const DI di;
+  const D16 d16;
+  const D8 d8;
+  const int64_t L16 = int64_t(hn::Lanes(d16));
+  auto s0 = hn::Zero(di), s1 = hn::Zero(di);
+  for (int64_t j = 0; j < 32; j += L16)
+    s0 = hn::ReorderWidenMulAccumulate(di, hn::PromoteTo(d16, hn::LoadU(d8, w + j)), hn::LoadU(d16, xq + j), s0, s1);
+  return hn::ConvertTo(df, hn::RearrangeToOddPlusEven(s0, s1));
+#endif
+}
+
+// Σ_b c[b] · (block b of w · block b of xq) over nb blocks, four blocks per step into four
+// accumulators, left as lanes (the caller reduces).
+HWY_INLINE hn::Vec<DF> q8_blocks(const int8_t* w, const int16_t* xq, const float* c, int64_t nb) {
+  const DF d;
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    a0 = hn::MulAdd(q8_block(w + b * 32, xq + b * 32), hn::Set(d, c[b]), a0);
+    a1 = hn::MulAdd(q8_block(w + (b + 1) * 32, xq + (b + 1) * 32), hn::Set(d, c[b + 1]), a1);
+    a2 = hn::MulAdd(q8_block(w + (b + 2) * 32, xq + (b + 2) * 32), hn::Set(d, c[b + 2]), a2);
+    a3 = hn::MulAdd(q8_block(w + (b + 3) * 32, xq + (b + 3) * 32), hn::Set(d, c[b + 3]), a3);
+  }
+  for (; b < nb; b++) a0 = hn::MulAdd(q8_block(w + b * 32, xq + b * 32), hn::Set(d, c[b]), a0);
+  return hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
+}
+
+// c[i] = ws[i] · xs[i], i < n.
+HWY_INLINE void scale_products(const float* ws, const float* xs, int64_t n, float* c) {
   const DF d;
   const int64_t L = int64_t(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::Mul(hn::LoadU(d, ws + i), hn::LoadU(d, xs + i)), d, c + i);
+  for (; i < n; i++) c[i] = ws[i] * xs[i];
+}
+
+// One q8 row against one quantised x row, blocks in chunks of kChunk (c = w_scale·xs per chunk).
+HWY_INLINE float q8_row(const int8_t* w, const float* ws, const int16_t* xq, const float* xs, int64_t nb) {
+  const DF d;
+  constexpr int64_t kChunk = 64;
+  HWY_ALIGN float c[kChunk];
+  auto acc = hn::Zero(d);
+  for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
+    const int64_t cb = std::min(kChunk, nb - b0);
+    scale_products(ws + b0, xs + b0, cb, c);
+    acc = hn::Add(acc, q8_blocks(w + b0 * 32, xq + b0 * 32, c, cb));
+  }
+  return hn::GetLane(hn::SumOfLanes(d, acc));
+}
+
+#if HWY_TARGET != HWY_SCALAR
+// Lane sums of four vectors: out[r] = Σ lanes of vr. Two interleave levels leave, in every 128-bit
+// block, [Σ r0, Σ r1, Σ r2, Σ r3] of that block; the blocks are then added in scalar.
+HWY_INLINE void sum4(hn::Vec<DF> r0, hn::Vec<DF> r1, hn::Vec<DF> r2, hn::Vec<DF> r3, float* out) {
+  const DF d;
+  const hn::Repartition<uint64_t, DF> d64;
+  const auto u0 = hn::BitCast(d64, hn::Add(hn::InterleaveLower(d, r0, r1), hn::InterleaveUpper(d, r0, r1)));
+  const auto u1 = hn::BitCast(d64, hn::Add(hn::InterleaveLower(d, r2, r3), hn::InterleaveUpper(d, r2, r3)));
+  const auto v = hn::Add(hn::BitCast(d, hn::InterleaveLower(d64, u0, u1)), hn::BitCast(d, hn::InterleaveUpper(d64, u0, u1)));
+  HWY_ALIGN float buf[hn::MaxLanes(d)];
+  hn::Store(v, d, buf);
+  for (int r = 0; r < 4; r++) {
+    float s = 0.f;
+    for (size_t j = 0; j < hn::Lanes(d); j += 4) s += buf[j + size_t(r)];
+    out[r] = s;
+  }
+}
+
+// Four consecutive q8 rows (rows of at most kMaxNb4 blocks) against one quantised x row: the
+// scales of the four rows are contiguous, so c = w_scale·xs for all four is one vector loop
+// against x's scales repeated four times (xs4), and the four rows share one lane reduction.
+// Short rows (mamba-130m's 768 values: 24 blocks) spent about a quarter of their time on these
+// per-row steps when each row did them alone.
+constexpr int64_t kMaxNb4 = 64;
+HWY_INLINE void q8_rows4(const int8_t* w, const float* ws, const int16_t* xq, const float* xs4, int64_t nb,
+                         float* out) {
+  HWY_ALIGN float c[4 * kMaxNb4];
+  scale_products(ws, xs4, 4 * nb, c);
+  hn::Vec<DF> r[4];
+  for (int64_t row = 0; row < 4; row++) r[row] = q8_blocks(w + row * nb * 32, xq, c + row * nb, nb);
+  sum4(r[0], r[1], r[2], r[3], out);
+}
+#endif
+
+// xq (M, K) and xs (M, K/32): the x rows quantised by QuantizeX16; xs4: xs of x row 0 repeated
+// four times (for q8_rows4).
+void GemvQ8Impl(const LinearParams& p, const int16_t* xq, const float* xs, const float* xs4, int64_t n0,
+                int64_t n1) {
   const int64_t nb = p.K / 32;
   const int8_t* W = static_cast<const int8_t*>(p.w);
-  for (int64_t n = n0; n < n1; n++) {
-    const int8_t* w = W + n * p.K;
-    const float* sc = p.w_scale + n * nb;
-    for (int64_t m = 0; m < p.M; m++) {
-      const float* x = p.x + m * p.x_stride;
-      float s = 0.f;
-      if (L <= 32) {
-        auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-        int64_t b = 0;
-        for (; b + 4 <= nb; b += 4) {
-          a0 = hn::MulAdd(hn::Set(d, sc[b]), q8_block(d, w + b * 32, x + b * 32), a0);
-          a1 = hn::MulAdd(hn::Set(d, sc[b + 1]), q8_block(d, w + (b + 1) * 32, x + (b + 1) * 32), a1);
-          a2 = hn::MulAdd(hn::Set(d, sc[b + 2]), q8_block(d, w + (b + 2) * 32, x + (b + 2) * 32), a2);
-          a3 = hn::MulAdd(hn::Set(d, sc[b + 3]), q8_block(d, w + (b + 3) * 32, x + (b + 3) * 32), a3);
-        }
-        for (; b < nb; b++) a0 = hn::MulAdd(hn::Set(d, sc[b]), q8_block(d, w + b * 32, x + b * 32), a0);
-        s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
-      } else {  // wider than a block: plain scalar (no such target today)
-        for (int64_t k = 0; k < p.K; k++) s += sc[k / 32] * float(w[k]) * x[k];
-      }
-      p.y[m * p.y_stride + n] = s + (p.bias ? p.bias[n] : 0.f);
+  int64_t n = n0;
+#if HWY_TARGET != HWY_SCALAR
+  if (p.M == 1 && nb <= kMaxNb4 && hn::Lanes(DF()) >= 4) {
+    float out[4];
+    for (; n + 4 <= n1; n += 4) {
+      q8_rows4(W + n * p.K, p.w_scale + n * nb, xq, xs4, nb, out);
+      for (int r = 0; r < 4; r++) p.y[n + r] = out[r] + (p.bias ? p.bias[n + r] : 0.f);
     }
   }
+#endif
+  for (; n < n1; n++)
+    for (int64_t m = 0; m < p.M; m++)
+      p.y[m * p.y_stride + n] = q8_row(W + n * p.K, p.w_scale + n * nb, xq + m * p.K, xs + m * nb, nb) +
+                                (p.bias ? p.bias[n] : 0.f);
 }
 
 void GemvImpl(const LinearParams& p, int64_t n0, int64_t n1) {
@@ -175,8 +283,7 @@ void GemvImpl(const LinearParams& p, int64_t n0, int64_t n1) {
       break;
     }
     case DType::I8:
-      gemv_rows_q8(p, n0, n1);
-      break;
+      break;  // not reached: gemv() sends q8 weights to GemvQ8Impl
   }
 }
 
@@ -186,6 +293,13 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace ssm::kernels::cpu {
 HWY_EXPORT(GemvImpl);
+HWY_EXPORT(GemvQ8Impl);
+HWY_EXPORT(QuantizeX16);
+
+void quantize_x16(const float* x, int64_t K, int16_t* xq, float* xs) {
+  init_isa_from_env();
+  HWY_DYNAMIC_DISPATCH(QuantizeX16)(x, K, xq, xs);
+}
 
 void gemv(const LinearParams& p) {
   init_isa_from_env();
@@ -193,6 +307,23 @@ void gemv(const LinearParams& p) {
   // Each part gets at least ~64 KB of weights so the split pays for itself.
   const int64_t row_bytes = std::max<int64_t>(1, p.K * int64_t(dtype_size(p.w_dtype)));
   const int64_t grain = std::max<int64_t>(4, ((64 * 1024) / row_bytes + 3) / 4 * 4);
+  if (p.w_dtype == DType::I8) {
+    // The x rows are quantised once by the calling thread (a few hundred ns), read by every part.
+    const int64_t nb = p.K / kQ8Block;
+    thread_local std::vector<int16_t> xq;
+    thread_local std::vector<float> xs, xs4;
+    xq.resize(size_t(p.M * p.K));
+    xs.resize(size_t(p.M * nb));
+    for (int64_t m = 0; m < p.M; m++)
+      quantize_x16(p.x + m * p.x_stride, p.K, xq.data() + m * p.K, xs.data() + m * nb);
+    xs4.resize(size_t(4 * nb));
+    for (int r = 0; r < 4; r++) std::copy(xs.begin(), xs.begin() + nb, xs4.begin() + r * nb);
+    const int16_t* xqp = xq.data();  // thread_local: the pool's workers must see this thread's buffers
+    const float *xsp = xs.data(), *xs4p = xs4.data();
+    parallel_for(p.N, grain,
+                 [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvQ8Impl)(p, xqp, xsp, xs4p, n0, n1); });
+    return;
+  }
   parallel_for(p.N, grain, [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvImpl)(p, n0, n1); });
 }
 

@@ -72,8 +72,6 @@ void ScanChannels(const ScanParams& p, int64_t e0, int64_t e1) {
   e0 = ScanChannelGroups(p, e0, e1);
   const hn::ScalableTag<float> d;
   const int64_t L = int64_t(hn::Lanes(d));
-  constexpr int64_t kMaxN = 256;
-  HWY_ALIGN float h[kMaxN + 64];
   const int64_t N = p.N, Nv = N / L * L;  // vector part; the N % L tail is scalar
   // Decode (one step): Δ and silu(z) of a tile of channels first, vectorised across channels, so
   // the per-channel loop below has no scalar log1p/exp calls (they were ~1/3 of its time).
@@ -95,7 +93,7 @@ void ScanChannels(const ScanParams& p, int64_t e0, int64_t e1) {
         if (p.z) gate1[i] = silu(p.z[e + i]);
       }
     }
-    std::copy(p.h + e * N, p.h + (e + 1) * N, h);
+    float* h = p.h + e * N;  // updated in place (a copy to the stack cost two memcpy calls per channel)
     const float* A = p.A + e * N;
     const float bias = p.dt_bias ? p.dt_bias[e] : 0.f;
     const float Dd = p.D ? p.D[e] : 0.f;
@@ -108,8 +106,8 @@ void ScanChannels(const ScanParams& p, int64_t e0, int64_t e1) {
       auto acc = hn::Zero(d);
       for (int64_t n = 0; n < Nv; n += L) {
         const auto dA = hn::Exp(d, hn::Mul(vdt, hn::LoadU(d, A + n)));
-        const auto hv = hn::MulAdd(dA, hn::Load(d, h + n), hn::Mul(vdu, hn::LoadU(d, B + n)));
-        hn::Store(hv, d, h + n);
+        const auto hv = hn::MulAdd(dA, hn::LoadU(d, h + n), hn::Mul(vdu, hn::LoadU(d, B + n)));
+        hn::StoreU(hv, d, h + n);
         acc = hn::MulAdd(hv, hn::LoadU(d, C + n), acc);
       }
       float y = hn::GetLane(hn::SumOfLanes(d, acc));
@@ -121,7 +119,6 @@ void ScanChannels(const ScanParams& p, int64_t e0, int64_t e1) {
       if (p.z) y *= one ? gate1[j] : silu(p.z[t * p.z_stride + e]);
       p.y[t * p.y_stride + e] = y;
     }
-    std::copy(h, h + N, p.h + e * N);
   }
 }
 

@@ -1,4 +1,9 @@
 // Reference linear: y = x·Wᵀ + b with f64 accumulation (see params.hpp LinearParams).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "kernels/ref/ref.hpp"
 
 namespace ssm::kernels::ref {
@@ -15,6 +20,45 @@ void linear(const LinearParams& p) {
         for (int64_t k = 0; k < p.K; k++) acc += double(x[k]) * (double(load_elem(w, p.w_dtype, k)) * sc[k / kQ8Block]);
       } else {
         for (int64_t k = 0; k < p.K; k++) acc += double(x[k]) * load_elem(w, p.w_dtype, k);
+      }
+      p.y[m * p.y_stride + n] = float(acc);
+    }
+  }
+}
+
+void quantize_x16(const float* x, int64_t K, int16_t* xq, float* xs) {
+  for (int64_t b = 0; b < K / kQ8Block; b++) {
+    const float* xb = x + b * kQ8Block;
+    float amax = 0.f;
+    bool finite = true;
+    for (int64_t j = 0; j < kQ8Block; j++) {
+      amax = std::fmax(amax, std::fabs(xb[j]));
+      finite = finite && std::isfinite(xb[j]);
+    }
+    if (!finite) {  // NaN or ±inf: the block's scale is NaN, so every output of this x row is NaN
+      std::fill(xq + b * kQ8Block, xq + (b + 1) * kQ8Block, int16_t(0));
+      xs[b] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    const float inv = amax > 0.f ? 32767.f / amax : 0.f;
+    for (int64_t j = 0; j < kQ8Block; j++) xq[b * kQ8Block + j] = int16_t(std::nearbyint(xb[j] * inv));
+    xs[b] = amax / 32767.f;
+  }
+}
+
+void linear_q8_x16(const LinearParams& p) {
+  const int64_t nb = p.K / kQ8Block;
+  std::vector<int16_t> xq(static_cast<size_t>(p.K));
+  std::vector<float> xs(static_cast<size_t>(nb));
+  for (int64_t m = 0; m < p.M; m++) {
+    quantize_x16(p.x + m * p.x_stride, p.K, xq.data(), xs.data());
+    for (int64_t n = 0; n < p.N; n++) {
+      const int8_t* w = static_cast<const int8_t*>(p.w) + n * p.K;
+      double acc = p.bias ? p.bias[n] : 0.0;
+      for (int64_t b = 0; b < nb; b++) {
+        int64_t isum = 0;
+        for (int64_t j = 0; j < kQ8Block; j++) isum += int64_t(w[b * kQ8Block + j]) * xq[size_t(b * kQ8Block + j)];
+        acc += double(p.w_scale[n * nb + b] * xs[size_t(b)]) * double(isum);  // the scale product in f32, as the kernel
       }
       p.y[m * p.y_stride + n] = float(acc);
     }
