@@ -8,6 +8,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -143,7 +144,7 @@ void QuantizeX16(const float* x, int64_t K, int16_t* xq, float* xs) {
       finite = finite && hn::AllTrue(d, hn::IsFinite(v));
     }
     const float amax = finite ? hn::GetLane(hn::MaxOfLanes(d, m)) : 0.f;
-    const auto inv = hn::Set(d, amax > 0.f ? 32767.f / amax : 0.f);
+    const auto inv = hn::Set(d, amax > 0.f ? std::fmin(32767.f / amax, std::numeric_limits<float>::max()) : 0.f);
     for (int64_t j = 0; j < 32; j += L)
       hn::StoreU(hn::DemoteTo(dh, hn::NearestInt(hn::Mul(hn::LoadU(d, xb + j), inv))), dh, xq + b * 32 + j);
     if (!finite) std::fill(xq + b * 32, xq + b * 32 + 32, int16_t(0));  // x·0 gave NaN for inf and NaN

@@ -40,7 +40,9 @@ void quantize_x16(const float* x, int64_t K, int16_t* xq, float* xs) {
       xs[b] = std::numeric_limits<float>::quiet_NaN();
       continue;
     }
-    const float inv = amax > 0.f ? 32767.f / amax : 0.f;
+    // Capped at the largest float: for amax below ~1e-34, 32767 / amax overflows, and x·inf would
+    // not convert to int16 (the capped product stays below 1, so such a block rounds to zeros).
+    const float inv = amax > 0.f ? std::fmin(32767.f / amax, std::numeric_limits<float>::max()) : 0.f;
     for (int64_t j = 0; j < kQ8Block; j++) xq[b * kQ8Block + j] = int16_t(std::nearbyint(xb[j] * inv));
     xs[b] = amax / 32767.f;
   }

@@ -12,7 +12,7 @@ void linear(const LinearParams& p);
 // <= Σ_b xs[b]/2 · Σ_{k∈b} |W[n,k]|, i.e. x to within 2⁻¹⁶ of each block's largest |x|.
 void linear_q8_x16(const LinearParams& p);
 // x (K, a multiple of 32) -> xq (K) int16 and xs (K/32): per block, amax = max |x|,
-// inv = 32767 / amax (f32; 0 when amax is 0), xq = nearest-even(x·inv) (f32 product),
+// inv = 32767 / amax (f32, capped at the largest float; 0 when amax is 0), xq = nearest-even(x·inv) (f32 product),
 // xs = amax / 32767. A block holding NaN or ±inf gets xq = 0 and xs = NaN (the product's outputs
 // for that x row are NaN, as an f32 product's would be NaN or ±inf). The SIMD quantiser does the
 // same f32 operations, so both are bit-identical.
