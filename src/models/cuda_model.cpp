@@ -108,7 +108,6 @@ class CudaLM final : public Model {
     if (opt.state_dtype != "f32" && opt.state_dtype != "bf16")
       throw Error("state_dtype '" + opt.state_dtype + "' is not one of f32, bf16");
     sbf_ = opt.state_dtype == "bf16";
-    se_ = sbf_ ? 2 : 4;
     if (opt.max_batch < 1 || opt.max_batch > 4096) throw Error("max_batch must be in [1, 4096], got " + std::to_string(opt.max_batch));
     wt_ = opt.dtype == "auto" || opt.dtype == "bf16" ? DType::BF16 : opt.dtype == "f16" ? DType::F16 : opt.dtype == "f32" ? DType::F32
         : throw Error("dtype '" + opt.dtype + "' is not one of auto, bf16, f16, f32");
@@ -140,7 +139,7 @@ class CudaLM final : public Model {
   ModelInfo info() const override {
     ModelInfo mi;
     count_params(c_, ck_, mi);
-    mi.state_bytes = sf_ * int64_t(se_);
+    mi.state_bytes = sf_ * int64_t(se());
     mi.state_dtype = sbf_ ? "bf16" : "f32";
     mi.device = device_name_;
     mi.device_bytes = int64_t(arena_.total() + blas_.device_bytes());
@@ -162,7 +161,7 @@ class CudaLM final : public Model {
       slot = pool_->free.back();
       pool_->free.pop_back();
     }
-    check(cudaMemsetAsync(slot_ptr(slot), 0, size_t(sf_) * se_, stream_), "cudaMemset state");
+    check(cudaMemsetAsync(slot_ptr(slot), 0, size_t(sf_) * se(), stream_), "cudaMemset state");
     State s;
     s.slot = slot;
     s.slot_handle = std::make_shared<SlotToken>(pool_, this, slot);
@@ -172,7 +171,7 @@ class CudaLM final : public Model {
   void copy_state(const State& from, State& to) override {
     check_state(from, "copy_state");
     if (!owns(to)) to = new_state();
-    check(cudaMemcpyAsync(slot_ptr(to.slot), slot_ptr(from.slot), size_t(sf_) * se_, cudaMemcpyDeviceToDevice, stream_), "copy_state");
+    check(cudaMemcpyAsync(slot_ptr(to.slot), slot_ptr(from.slot), size_t(sf_) * se(), cudaMemcpyDeviceToDevice, stream_), "copy_state");
     to.pos = from.pos;
   }
   void state_to_host(const State& s, float* host) override {
@@ -246,7 +245,8 @@ class CudaLM final : public Model {
   int64_t proj_width() const {
     return c_.arch == Arch::Mamba1 ? 2 * c_.d_inner : c_.d_inner + c_.conv_channels() + c_.n_heads;
   }
-  void* slot_ptr(int64_t slot, int64_t elem = 0) const { return states_ + (slot * sf_ + elem) * int64_t(se_); }
+  size_t se() const { return sbf_ ? 2 : 4; }  // bytes per state element
+  void* slot_ptr(int64_t slot, int64_t elem = 0) const { return states_ + (slot * sf_ + elem) * int64_t(se()); }
   float* f32_state() {
     if (!f32_scratch_) f32_scratch_ = static_cast<float*>(arena_.alloc(size_t(sf_) * 4, "f32 state scratch (bf16 states)"));
     return f32_scratch_;
@@ -351,11 +351,11 @@ class CudaLM final : public Model {
 
   void grow_pool(int64_t cap) {
     if (cap <= capacity_) return;
-    const size_t bytes = size_t(cap + 1) * size_t(sf_) * se_;  // +1: the dummy slot padded decode rows write to
-    char* ns = static_cast<char*>(arena_.alloc(bytes, std::to_string(cap) + " state slots of " + mib(size_t(sf_) * se_)));
+    const size_t bytes = size_t(cap + 1) * size_t(sf_) * se();  // +1: the dummy slot padded decode rows write to
+    char* ns = static_cast<char*>(arena_.alloc(bytes, std::to_string(cap) + " state slots of " + mib(size_t(sf_) * se())));
     check(cudaMemsetAsync(ns, 0, bytes, stream_), "cudaMemset states");
     if (states_) {
-      check(cudaMemcpyAsync(ns, states_, size_t(capacity_) * size_t(sf_) * se_, cudaMemcpyDeviceToDevice, stream_), "grow states");
+      check(cudaMemcpyAsync(ns, states_, size_t(capacity_) * size_t(sf_) * se(), cudaMemcpyDeviceToDevice, stream_), "grow states");
       check(cudaStreamSynchronize(stream_), "grow states");
       arena_.free(states_);
     }
@@ -530,9 +530,9 @@ class CudaLM final : public Model {
           linear(l.x_proj, b.xc, M, E, dbc, RN);
         }
         if (M > kc::Blas::kGemvMaxM) {
-          // Larger batches: dt_proj as a GEMM, then the batched step kernel (a lane group per
-          // sequence and channel, no block barrier); the fused step kernel took 79-110 us per layer
-          // at batch 64 on mamba-2.8b (ncu), most of the decode step.
+          // Larger batches: dt_proj as a GEMM, then the batched step kernel (no block barrier, four
+          // sequences per thread); the fused step kernel took 79-110 us per layer at batch 64 on
+          // mamba-2.8b (ncu), most of the decode step.
           if (c_.bcdt_rms) {
             bcdt_norms(dbc, M);
             sp.bcdt_rms = false;
@@ -548,7 +548,7 @@ class CudaLM final : public Model {
                       b.xc + E, CC, b.xc + E + GN, CC, c_.dt_min, c_.dt_max, slot_ptr(0, l.state_off + (K - 1) * CC), sf_, b.slots,
                       b.y, E, sbf_}, stream_);
         // Small batches: the gated RMSNorm runs inside out_proj's GEMV (it stages y·silu(z), normalised).
-        if (M <= kc::Blas::kGemvMaxM && size_t(M * E) * 4 <= kc::kGemvMaxSmem && E % 4 == 0 && !c_.norm_before_gate && !fuse_off_) {
+        if (kc::gemv_smem_fits(M, E) && !c_.norm_before_gate && !fuse_off_) {
           kc::LinearArgs a{M, D, E, b.y, E, l.out_proj.w, l.out_proj.t, l.out_proj.b, b.h, D,
                            c_.gated_norm ? l.gnorm_w : nullptr, c_.norm_eps, true};
           a.gate = b.proj;
@@ -577,12 +577,11 @@ class CudaLM final : public Model {
   std::vector<DLayer> layers_;
   int64_t sf_ = 0;  // state elements per sequence
   bool sbf_ = false;  // states stored in bf16 (LoadOptions::state_dtype)
-  size_t se_ = 4;     // bytes per state element
   float* f32_scratch_ = nullptr;  // sf_ floats: a bf16 slot widened for prefill and host transfers
   int64_t max_batch_ = 64, max_bucket_ = 64;
   std::shared_ptr<SlotPool> pool_ = std::make_shared<SlotPool>();
   int64_t capacity_ = 0;
-  char* states_ = nullptr;  // (capacity + 1, sf_) elements of se_ bytes
+  char* states_ = nullptr;  // (capacity + 1, sf_) elements of se() bytes
   Bufs dec_, pre_;
   int32_t* host_io_ = nullptr;  // pinned: token ids | slot indices of one decode launch
   std::map<int64_t, cudaGraphExec_t> graphs_;

@@ -18,9 +18,9 @@ namespace ssm::kernels::cuda {
 // Throws ssm::Error "`what`: <CUDA error string>" unless e == cudaSuccess.
 void check(cudaError_t e, const char* what);
 
-// Causal conv decode step (conv1d.cu; also fused into the Mamba-1 decode below). One token for B sequences: x (B, C) with stride, state of b at states + slots[b]*slot_stride (K-1, C).
-// Decode kernels address states as `states` (f32, or bf16 when state_bf16: then every load widens and
-// every store rounds to nearest even; the math is f32) plus element offsets.
+// Causal conv decode step (conv1d.cu): one token for B sequences, x (B, C) with stride, window of b at
+// states + slots[b]*slot_stride (K-1, C). Decode kernels address states in elements: f32, or bf16 when
+// state_bf16 (every load widens, every store rounds to nearest even; the math is f32).
 struct ConvStepParams {
   int64_t B, C, K;
   const float* x; int64_t x_stride;

@@ -298,17 +298,16 @@ void launch_gemv_smem(const LinearArgs& a, size_t smem, cudaStream_t s) {
   launch("gemv", gemv_smem_kernel<WT, M, U>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
 }
 
-// Loads in flight per lane: SSM_GEMV_U=4|8|16 forces it (measurement switch, read once); otherwise
-// 4, and 16 for matrices of few long rows (split over several warps a row, so each lane's share of a
-// row is small); 4 for M > 2 (more accumulators, fewer registers to spare).
+// Loads in flight per lane for M <= 2 (larger M keep 4: more accumulators, fewer registers to
+// spare): `asked`, else SSM_GEMV_U=4|8|16 (measurement switch, read once), else 4, and 16 for
+// matrices of few long rows (split over several warps a row, so each lane's share of a row is small).
 int gemv_unroll(const LinearArgs& a, int asked) {
-  if (asked == 4 || asked == 8 || asked == 16) return a.M > 2 ? 4 : asked;
+  if (asked == 4 || asked == 8 || asked == 16) return asked;
   static const int forced = [] {
     const char* e = std::getenv("SSM_GEMV_U");
     const int u = e ? std::atoi(e) : 0;
     return u == 4 || u == 8 || u == 16 ? u : 0;
   }();
-  if (a.M > 2) return 4;
   if (forced) return forced;
   // H200, bench_cuda_gemv (docs/cuda.md): 4 is fastest on in_proj, out_proj and lm_head shapes, 16
   // on x_proj's 192 rows of 5120.

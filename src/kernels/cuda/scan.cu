@@ -376,7 +376,7 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
   const bool active = e < p.E;
   float* dtw = sh;              // (cpb, R)
   float* rows = sh + cpb * p.R;  // (kStepSeqs, RN)
-  if (!p.delta) stage_rows(dtw, p.dt_w, p.dt_w_dtype, e0 * p.R, min(int64_t(cpb), p.E - e0) * p.R);
+  stage_rows(dtw, p.dt_w, p.dt_w_dtype, e0 * p.R, min(int64_t(cpb), p.E - e0) * p.R);
   float A[SPL];
   for (int j = 0; j < SPL; j++) {
     const int64_t n = li + j * gs;
@@ -416,13 +416,9 @@ __global__ void __launch_bounds__(kScanThreads) mamba1_step_kernel(Mamba1StepPar
     const float* Bt = dl + p.R;
     const float* Ct = dl + p.R + p.N;
     float dr = 0.f;  // dt_proj row e · δ
-    if (p.delta) {  // kernel-uniform
-      dr = active ? p.delta[(b0 + q) * p.delta_stride + e] : 0.f;
-    } else {
-      if (active)
-        for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
-      dr = group_sum(dr, gs);
-    }
+    if (active)
+      for (int64_t r = li; r < p.R; r += gs) dr = fmaf(wr[r], dl[r], dr);
+    dr = group_sum(dr, gs);
     const float dt = softplus_d(dr + bias);
     void* h = active ? state_at(p.states, p.state_bf16, int64_t(p.slots[b0 + q]) * p.slot_stride + e * p.N) : nullptr;
     float part = 0.f;

@@ -296,14 +296,9 @@ __global__ void __launch_bounds__(kThreads) ssd_out_kernel(SsdParams p, Work w) 
 // loads all of them (and its x values) before it updates any, so a block waits on memory once.
 // State elements of type ST (float, or bf16 storage); a lane owns PK adjacent states of a row per
 // 32·PK-wide slice (PK = 2 for bf16: 4-byte loads, so a warp moves 128 bytes per row either way).
-template <class ST, int PK> struct StatePack;
-template <> struct StatePack<float, 1> {
-  __device__ static void ld(const void* s, int64_t i, float* v) { v[0] = static_cast<const float*>(s)[i]; }
-  __device__ static void st(void* s, int64_t i, const float* v) { static_cast<float*>(s)[i] = v[0]; }
-};
-template <> struct StatePack<__nv_bfloat16, 1> {
-  __device__ static void ld(const void* s, int64_t i, float* v) { v[0] = __bfloat162float(static_cast<const __nv_bfloat16*>(s)[i]); }
-  __device__ static void st(void* s, int64_t i, const float* v) { static_cast<__nv_bfloat16*>(s)[i] = __float2bfloat16_rn(v[0]); }
+template <class ST, int PK> struct StatePack {  // PK = 1: one element
+  __device__ static void ld(const void* s, int64_t i, float* v) { v[0] = to_f(static_cast<const ST*>(s)[i]); }
+  __device__ static void st(void* s, int64_t i, const float* v) { static_cast<ST*>(s)[i] = from_f<ST>(v[0]); }
 };
 template <> struct StatePack<__nv_bfloat16, 2> {
   __device__ static void ld(const void* s, int64_t i, float* v) {
