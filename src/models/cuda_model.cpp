@@ -77,6 +77,9 @@ struct DLayer {
 struct Bufs {
   int64_t T = 0;
   float *h, *proj, *xc, *dbc, *dbc2, *delta, *y, *scan_ws, *logits;  // scan_ws: SSD or chunked-scan workspace
+  // Decode only (batches > 8): GEMM inputs written in the weight dtype by their producers (conv step,
+  // Mamba-1 step, gated norm), (T, d_inner) 16-bit elements each; null in prefill buffers.
+  void *xh = nullptr, *yh = nullptr;
   int32_t *ids, *slots, *next;
   int64_t logit_rows = 0;
 };
@@ -121,7 +124,7 @@ class CudaLM final : public Model {
     load_weights(what);
     max_bucket_ = 1;
     while (max_bucket_ < max_batch_) max_bucket_ *= 2;
-    dec_ = make_bufs(max_bucket_, "decode scratch");
+    dec_ = make_bufs(max_bucket_, "decode scratch", true);
     blas_.reserve(std::max(max_block_tokens, max_bucket_), std::max({c_.d_model, c_.d_inner, proj_width()}));
     blas_rows_ = std::max(max_block_tokens, max_bucket_);
     check(cudaMallocHost(reinterpret_cast<void**>(&host_io_), size_t(max_bucket_) * 2 * sizeof(int32_t)), "cudaMallocHost");
@@ -321,7 +324,7 @@ class CudaLM final : public Model {
   }
 
   // ---- buffers, slots, graphs ----
-  Bufs make_bufs(int64_t T, const std::string& what) {
+  Bufs make_bufs(int64_t T, const std::string& what, bool decode = false) {
     const int64_t D = c_.d_model, E = c_.d_inner, CC = c_.conv_channels(), RN = c_.dt_rank + 2 * c_.d_state;
     Bufs b;
     b.T = T;
@@ -341,11 +344,17 @@ class CudaLM final : public Model {
     b.ids = static_cast<int32_t*>(arena_.alloc(size_t(T) * 4, what));
     b.slots = static_cast<int32_t*>(arena_.alloc(size_t(T) * 4, what));
     b.next = static_cast<int32_t*>(arena_.alloc(size_t(T) * 4, what));
+    if (decode && T > kc::Blas::kGemvMaxM) {
+      b.xh = arena_.alloc(size_t(T * E) * 2, what);
+      b.yh = arena_.alloc(size_t(T * E) * 2, what);
+    }
     return b;
   }
   void free_bufs(Bufs& b) {
     for (float* p : {b.h, b.proj, b.xc, b.dbc, b.dbc2, b.delta, b.y, b.scan_ws, b.logits}) arena_.free(p);
     for (int32_t* p : {b.ids, b.slots, b.next}) arena_.free(p);
+    for (void* p : {b.xh, b.yh})
+      if (p) arena_.free(p);
     b = Bufs{};
   }
 
@@ -374,6 +383,12 @@ class CudaLM final : public Model {
   void linear(const DMat& m, const float* x, int64_t M, int64_t xs, float* y, int64_t ys, const float* norm_w = nullptr,
               bool acc = false) {
     blas_.linear({M, m.N, m.K, x, xs, m.w, m.t, m.b, y, ys, norm_w, c_.norm_eps, acc}, stream_);
+  }
+  // The same with x (M, K) already in the weight dtype (M > 8, cuBLASLt).
+  void linear_h(const DMat& m, const void* xh, int64_t M, int64_t xs, float* y, int64_t ys, bool acc = false) {
+    kc::LinearArgs a{M, m.N, m.K, nullptr, xs, m.w, m.t, m.b, y, ys, nullptr, c_.norm_eps, acc};
+    a.x_half = xh;
+    blas_.linear(a, stream_);
   }
 
   // ---- prefill: one sequence, blocks of at most max_block_tokens rows ----
@@ -451,10 +466,13 @@ class CudaLM final : public Model {
     linear(l.out_proj, b.y, T, E, b.h, D, nullptr, true);
   }
 
-  void gate(const DLayer& l, int64_t T, Bufs& b) {
+  // Mamba-2's gated RMSNorm of y, in place, or into `yh` in dtype `t` (bf16/f16) when given.
+  void gate(const DLayer& l, int64_t T, Bufs& b, void* yh = nullptr, DType t = DType::BF16) {
     const int64_t E = c_.d_inner;
-    kc::rms_norm({T, E, c_.gated_norm ? c_.norm_group : E, b.y, E, l.gnorm_w, b.proj, proj_width(), c_.norm_before_gate,
-                  c_.norm_eps, b.y, E}, stream_, !c_.gated_norm);
+    const kernels::RmsNormParams p{T, E, c_.gated_norm ? c_.norm_group : E, b.y, E, l.gnorm_w, b.proj, proj_width(), c_.norm_before_gate,
+                          c_.norm_eps, b.y, E};
+    if (yh) kc::rms_norm_half(p, yh, t, stream_, !c_.gated_norm);
+    else kc::rms_norm(p, stream_, !c_.gated_norm);
   }
 
   // ---- decode: B sequences, one token each, under a CUDA graph per bucket ----
@@ -519,17 +537,32 @@ class CudaLM final : public Model {
       const kc::ConvStepParams cp{M, m1 ? E : CC, K, b.proj + (m1 ? 0 : E), W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc,
                                   m1 ? E : CC, sbf_};
       linear(l.in_proj, b.h, M, D, b.proj, W, l.norm_w);
+      // Batches > 8 (cuBLASLt GEMMs): producers write the next GEMM's input in its weight dtype.
+      const bool big = M > kc::Blas::kGemvMaxM && b.xh && !fuse_off_;
       if (m1) {
         float* dbc = li % 2 ? b.dbc2 : b.dbc;
         kc::Mamba1StepParams sp{M, E, N, R, b.xc, E, dbc, RN, l.dt_proj.w, l.dt_proj.t, l.dt_bias, l.A, l.D, b.proj + E, W,
                                 c_.bcdt_rms, c_.mixer_rms_eps, slot_ptr(0, l.state_off + (K - 1) * E), sf_, b.slots, b.y, E, sbf_};
         if (fused) {
           kc::conv_xproj_step({cp, l.x_proj.w, l.x_proj.t, RN, dbc, RN, li % 2 ? b.dbc : b.dbc2, M * RN}, stream_);
+        } else if (big && l.x_proj.t != DType::F32) {
+          kc::ConvStepParams ch = cp;
+          ch.y_half = b.xh, ch.y_half_dtype = l.x_proj.t, ch.y_half_stride = E;
+          kc::causal_conv1d_step(ch, stream_);
+          linear_h(l.x_proj, b.xh, M, E, dbc, RN);
         } else {
           kc::causal_conv1d_step(cp, stream_);
           linear(l.x_proj, b.xc, M, E, dbc, RN);
         }
-        if (M > kc::Blas::kGemvMaxM) {
+        // Batches > 8 with d_state <= 16: the rows kernel (dt_proj and the norms inside, y in the
+        // out_proj weight dtype).
+        if (big && kc::mamba1_step_rows_ok(N, R) && l.out_proj.t != DType::F32) {
+          sp.y_half = b.yh, sp.y_half_dtype = l.out_proj.t;
+          kc::mamba1_step(sp, stream_);
+          linear_h(l.out_proj, b.yh, M, E, b.h, D, true);
+          continue;
+        }
+        if (M > kc::Blas::kGemvMaxM && !kc::mamba1_step_rows_ok(N, R)) {
           // Larger batches: dt_proj as a GEMM, then the batched step kernel (no block barrier, four
           // sequences per thread); the fused step kernel took 79-110 us per layer at batch 64 on
           // mamba-2.8b (ncu), most of the decode step.
@@ -555,6 +588,11 @@ class CudaLM final : public Model {
           a.gate_stride = W;
           a.norm_group = c_.gated_norm ? c_.norm_group : 0;
           blas_.linear(a, stream_);
+          continue;
+        }
+        if (big && l.out_proj.t != DType::F32) {
+          gate(l, M, b, b.yh, l.out_proj.t);
+          linear_h(l.out_proj, b.yh, M, E, b.h, D, true);
           continue;
         }
         gate(l, M, b);

@@ -262,6 +262,156 @@ TEST(CudaKernels, Mamba1StepFused) {
   }
 }
 
+// Batches > 8: the rows kernel (a thread per channel and sequence, dt_proj and FalconMamba's norms
+// inside) against the reference norms + linear + scan, per sequence. Ragged sequence and channel
+// tiles (B = 19, E not a multiple of 32), odd and vector-friendly dt_rank, N = 16 with 16-byte state
+// rows and with unaligned ones, N = 7; f32 and bf16 state storage; y in f32 and in bf16.
+TEST(CudaKernels, Mamba1StepRows) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int64_t B, E, N, R; bool falcon; int64_t pad; };
+  for (const Case& c : {Case{19, 200, 16, 13, false, 0}, Case{19, 200, 16, 160, true, 7}, Case{64, 5120, 16, 160, false, 0},
+                        Case{12, 8192, 16, 256, true, 0}, Case{9, 45, 7, 8, false, 3}}) {
+    const int64_t B = c.B, E = c.E, N = c.N, R = c.R, RN = R + 2 * N, S = E * N + c.pad, P = B + 3;
+    auto u = randn(static_cast<size_t>(B * E), 1), dbc = randn(static_cast<size_t>(B * RN), 2), dtw = randn(static_cast<size_t>(E * R), 3, 0.1f);
+    auto bias = randn(static_cast<size_t>(E), 4, 0.5f, -3.f), A = randn(static_cast<size_t>(E * N), 5, 0.5f, -1.f), D = randn(static_cast<size_t>(E), 6);
+    auto z = randn(static_cast<size_t>(B * E), 7), pool = randn(static_cast<size_t>(P * S), 8, 0.1f);
+    std::vector<int32_t> slots;
+    for (int64_t b = 0; b < B; b++) slots.push_back(int32_t((b * 7 + 3) % P));
+    Tensor w = Tensor::from_f32(dtw.data(), DType::BF16, {E, R});
+    // Reference on f32 states, and on the bf16-rounded states (for the bf16-storage run).
+    auto reference = [&](std::vector<float>& rp, std::vector<float>& ry) {
+      std::vector<float> row(static_cast<size_t>(RN)), delta(static_cast<size_t>(E));
+      for (int64_t b = 0; b < B; b++) {
+        std::copy(dbc.begin() + b * RN, dbc.begin() + (b + 1) * RN, row.begin());
+        if (c.falcon)
+          for (auto [o, n] : {std::pair<int64_t, int64_t>{0, R}, {R, N}, {R + N, N}})
+            kr::rms_norm({1, n, n, row.data() + o, n, nullptr, nullptr, 0, false, 1e-6f, row.data() + o, n});
+        kr::linear({1, E, R, row.data(), R, w.raw(), DType::BF16, nullptr, delta.data(), E});
+        kr::selective_scan({1, E, N, u.data() + b * E, E, delta.data(), E, bias.data(), A.data(), row.data() + R, N,
+                            row.data() + R + N, N, D.data(), z.data() + b * E, E, rp.data() + slots[size_t(b)] * S, ry.data() + b * E, E});
+      }
+    };
+    std::vector<float> ref(static_cast<size_t>(B * E)), rpool = pool;
+    reference(rpool, ref);
+    DevBuf<float> du(u), ddbc(dbc), db(bias), dA(A), dD(D), dz(z), dp(pool), dy(static_cast<size_t>(B * E));
+    DevBuf<uint16_t> dw(static_cast<size_t>(E * R)), dyh(static_cast<size_t>(B * E));
+    cudaMemcpy(dw.p, w.raw(), w.nbytes(), cudaMemcpyHostToDevice);
+    DevBuf<int32_t> dsl(slots);
+    kc::Mamba1StepParams p{B, E, N, R, du.p, E, ddbc.p, RN, dw.p, DType::BF16, db.p, dA.p, dD.p, dz.p, E, c.falcon, 1e-6f, dp.p, S,
+                           dsl.p, dy.p, E};
+    const std::string what = "B=" + std::to_string(B) + " E=" + std::to_string(E) + " N=" + std::to_string(N) + " R=" + std::to_string(R);
+    kc::mamba1_step_rows(p, nullptr);
+    EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << what;
+    EXPECT_LT(rel_err(dp.host(), rpool), 2e-5f) << what;
+    // y in bf16 (the out_proj GEMM's input): the f32 result rounded once, 2^-9 relative per element.
+    dp.upload(pool);
+    p.y_half = dyh.p;
+    kc::mamba1_step_rows(p, nullptr);
+    std::vector<float> yh(ref.size());
+    const auto h16 = dyh.host();
+    for (size_t i = 0; i < yh.size(); i++) yh[i] = bf16_to_f32(h16[i]);
+    EXPECT_LT(rel_err(yh, ref), 4e-3f) << what << " y bf16";
+    EXPECT_LT(rel_err(dp.host(), rpool), 2e-5f) << what << " y bf16";
+    // bf16 state storage.
+    std::vector<uint16_t> pool16(pool.size());
+    std::vector<float> pool_r(pool.size()), ref_r(ref.size());
+    for (size_t i = 0; i < pool.size(); i++) pool16[i] = f32_to_bf16(pool[i]), pool_r[i] = bf16_to_f32(pool16[i]);
+    std::vector<float> rpool_r = pool_r;
+    reference(rpool_r, ref_r);
+    DevBuf<uint16_t> dp16(pool16);
+    p.states = dp16.p;
+    p.state_bf16 = true;
+    p.y_half = nullptr;
+    kc::mamba1_step_rows(p, nullptr);
+    EXPECT_LT(rel_err(dy.host(), ref_r), 2e-5f) << what << " bf16 state";
+    std::vector<float> got(pool.size());
+    const auto s16 = dp16.host();
+    for (size_t i = 0; i < got.size(); i++) got[i] = bf16_to_f32(s16[i]);
+    EXPECT_LT(rel_err(got, rpool_r), 5e-3f) << what << " bf16 state";
+    // The dispatcher takes this kernel for batches > 8 and accepts y_half there.
+    if (B > 8) {
+      dp16.upload(pool16);
+      p.y_half = dyh.p;
+      kc::mamba1_step(p, nullptr);
+      const auto g16 = dyh.host();
+      for (size_t i = 0; i < yh.size(); i++) yh[i] = bf16_to_f32(g16[i]);
+      EXPECT_LT(rel_err(yh, ref_r), 4e-3f) << what << " dispatch";
+    }
+  }
+}
+
+// The four-channel conv step (C % 4 == 0, aligned) and its bf16 copy of the output, against the
+// reference, with f32 and bf16 window storage; K = 4 and 2; and the scalar kernel's bf16 copy.
+TEST(CudaKernels, ConvStepQuadAndHalfOutput) {
+  SKIP_WITHOUT_GPU();
+  for (auto [B, C, K, S] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{64, 5376, 4, 20000}, {13, 5120, 2, 6000}, {3, 130, 4, 1001}}) {
+    const int64_t xs = 2 * C + 8;  // x inside in_proj's output
+    auto x = randn(static_cast<size_t>(B * xs), 1), w = randn(static_cast<size_t>(C * K), 2, 0.3f), bias = randn(static_cast<size_t>(C), 3);
+    auto pool = randn(static_cast<size_t>((B + 2) * S), 4);
+    std::vector<int32_t> slots;
+    for (int64_t b = 0; b < B; b++) slots.push_back(int32_t((b * 5 + 1) % (B + 2)));
+    for (bool bf : {false, true}) {
+      std::vector<uint16_t> p16(pool.size());
+      std::vector<float> base = pool;
+      if (bf)
+        for (size_t i = 0; i < pool.size(); i++) p16[i] = f32_to_bf16(pool[i]), base[i] = bf16_to_f32(p16[i]);
+      std::vector<float> ref(static_cast<size_t>(B * C)), rpool = base;
+      for (int64_t b = 0; b < B; b++)
+        kr::causal_conv1d({1, C, K, x.data() + b * xs, xs, w.data(), bias.data(), rpool.data() + slots[size_t(b)] * S, true,
+                           ref.data() + b * C, C});
+      DevBuf<float> dx(x), dw(w), db(bias), dp(base), dy(static_cast<size_t>(B * C));
+      DevBuf<uint16_t> dp16(p16), dyh(static_cast<size_t>(B * C));
+      DevBuf<int32_t> dsl(slots);
+      kc::ConvStepParams p{B, C, K, dx.p, xs, dw.p, db.p, bf ? static_cast<void*>(dp16.p) : static_cast<void*>(dp.p), S, dsl.p, true,
+                           dy.p, C, bf};
+      p.y_half = dyh.p;
+      p.y_half_stride = C;
+      kc::causal_conv1d_step(p, nullptr);
+      const std::string what = "B=" + std::to_string(B) + " C=" + std::to_string(C) + " K=" + std::to_string(K) + (bf ? " bf16" : " f32");
+      EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << what;
+      std::vector<float> yh(ref.size()), got(pool.size());
+      const auto h16 = dyh.host();
+      for (size_t i = 0; i < yh.size(); i++) yh[i] = bf16_to_f32(h16[i]);
+      EXPECT_LT(rel_err(yh, ref), 4e-3f) << what << " y bf16";
+      if (bf) {  // the new window element is x rounded to bf16; the moved ones are bf16 already
+        const auto s16 = dp16.host();
+        for (size_t i = 0; i < got.size(); i++) got[i] = bf16_to_f32(s16[i]), rpool[i] = bf16_to_f32(f32_to_bf16(rpool[i]));
+      } else {
+        got = dp.host();
+      }
+      EXPECT_EQ(rel_err(got, rpool), 0.f) << what << " window (moved, not recomputed)";
+    }
+  }
+}
+
+// GEMM inputs produced in the weight dtype: the gated norm written as bf16, then cuBLASLt with that
+// x_half, equal to the f32 path that converts inside Blas::linear (the same rounding, so the same bits).
+TEST(CudaKernels, HalfInputsEqualTheConvertingPath) {
+  SKIP_WITHOUT_GPU();
+  const int64_t M = 64, E = 5120, N = 2560, G = 640, W = 3 * E;
+  auto y = randn(static_cast<size_t>(M * E), 1), g = randn(static_cast<size_t>(M * W), 2), nw = randn(static_cast<size_t>(E), 3, 0.2f, 1.f);
+  auto wf = randn(static_cast<size_t>(N * E), 4, 0.02f), h0 = randn(static_cast<size_t>(M * N), 5);
+  Tensor w = Tensor::from_f32(wf.data(), DType::BF16, {N, E});
+  DevBuf<float> dy(y), dg(g), dnw(nw), dyn(static_cast<size_t>(M * E)), dh1(h0), dh2(h0);
+  DevBuf<uint16_t> dyh(static_cast<size_t>(M * E)), dw(static_cast<size_t>(N * E));
+  cudaMemcpy(dw.p, w.raw(), w.nbytes(), cudaMemcpyHostToDevice);
+  const kernels::RmsNormParams rp{M, E, G, dy.p, E, dnw.p, dg.p, W, false, 1e-5f, dyn.p, E};
+  kc::rms_norm(rp, nullptr);
+  kc::rms_norm_half(rp, dyh.p, DType::BF16, nullptr);
+  const auto yn = dyn.host();
+  const auto yh = dyh.host();
+  for (size_t i = 0; i < yn.size(); i++) ASSERT_EQ(yh[i], f32_to_bf16(yn[i])) << i;
+  kc::Blas blas;
+  blas.reserve(M, E);
+  blas.linear({M, N, E, dyn.p, E, dw.p, DType::BF16, nullptr, dh1.p, N, nullptr, 1e-5f, true}, nullptr);
+  kc::LinearArgs a{M, N, E, nullptr, E, dw.p, DType::BF16, nullptr, dh2.p, N, nullptr, 1e-5f, true};
+  a.x_half = dyh.p;
+  blas.linear(a, nullptr);
+  EXPECT_LT(rel_err(dh2.host(), dh1.host()), 1e-6f);  // the same plan on the same bits (1e-6: in case of a split-K reduction order)
+  a.M = 4;  // the GEMV path takes f32 x only
+  EXPECT_THROW(blas.linear(a, nullptr), Error);
+}
+
 struct SsdCase { int64_t L, H, P, G, N, Q; };
 
 class CudaSsd : public ::testing::TestWithParam<SsdCase> {};

@@ -101,6 +101,12 @@ template <> struct Vec<__half> {
   }
 };
 
+// Element i of a bf16 (or, t == F16, f16) array = v rounded to nearest even.
+__device__ __forceinline__ void st_half(void* y, DType t, int64_t i, float v) {
+  if (t == DType::F16) static_cast<__half*>(y)[i] = __float2half_rn(v);
+  else static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(v);
+}
+
 // Element i of a state array stored in f32 or (bf16 = true) bf16.
 __device__ __forceinline__ float ld_state(const void* s, bool bf16, int64_t i) {
   return bf16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(s)[i]) : static_cast<const float*>(s)[i];

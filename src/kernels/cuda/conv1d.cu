@@ -2,6 +2,9 @@
 // (token, channel) reading its K inputs from the carried window or x, then one thread per channel
 // advances the window (a second launch, so no thread overwrites a window value another still reads).
 // Step: one thread per (sequence, channel) does window shift, conv and activation in registers.
+#include <cstdlib>
+#include <string>
+
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
 
@@ -82,6 +85,72 @@ __global__ void conv_step_kernel(ConvStepParams p) {
   const int64_t b = i / p.C, c = i % p.C;
   const float out = conv_step_one(p, b, c);
   p.y[b * p.y_stride + c] = out;
+  if (p.y_half) st_half(p.y_half, p.y_half_dtype, b * p.y_half_stride + c, out);
+}
+
+// Four adjacent channels per thread (C, the strides and the pointers 16-byte compatible, checked by
+// the launcher): grid (ceil(C / 4 / 256), B), so no division, 16-byte loads of x, taps and bias, and
+// 16- (f32) or 8-byte (bf16) window loads and stores. Same arithmetic as conv_step_one.
+template <class ST> struct Quad;
+template <> struct Quad<float> {
+  __device__ static float4 ld(const float* p) { return *reinterpret_cast<const float4*>(p); }
+  __device__ static void st(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+};
+template <> struct Quad<__nv_bfloat16> {
+  __device__ static float4 ld(const __nv_bfloat16* p) {
+    const uint2 r = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+  }
+  __device__ static void st(__nv_bfloat16* p, float4 v) {
+    uint2 r;
+    *reinterpret_cast<__nv_bfloat162*>(&r.x) = __floats2bfloat162_rn(v.x, v.y);
+    *reinterpret_cast<__nv_bfloat162*>(&r.y) = __floats2bfloat162_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(p) = r;
+  }
+};
+
+constexpr int kConvStepThreads = 256;
+
+template <class ST, int K>
+__global__ void __launch_bounds__(kConvStepThreads) conv_step4_kernel(ConvStepParams p) {
+  const int64_t c = (int64_t(blockIdx.x) * kConvStepThreads + threadIdx.x) * 4, b = blockIdx.y;
+  const bool active = c < p.C;
+  float w[4][K], bias[4] = {0.f, 0.f, 0.f, 0.f};
+  if (active) {
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+      for (int k = 0; k < K; k++) w[j][k] = p.w[(c + j) * K + k];
+    if (p.bias) {
+      const float4 bv = *reinterpret_cast<const float4*>(p.bias + c);
+      bias[0] = bv.x, bias[1] = bv.y, bias[2] = bv.z, bias[3] = bv.w;
+    }
+  }
+  pdl_trigger();
+  pdl_wait();
+  if (!active) return;
+  ST* st = static_cast<ST*>(p.states) + int64_t(p.slots[b]) * p.slot_stride + c;
+  float4 win[K > 1 ? K - 1 : 1];
+#pragma unroll
+  for (int k = 0; k < K - 1; k++) win[k] = Quad<ST>::ld(st + k * p.C);
+  const float4 xn = *reinterpret_cast<const float4*>(p.x + b * p.x_stride + c);
+  float o[4];
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    float acc = bias[j];
+#pragma unroll
+    for (int k = 0; k < K - 1; k++) acc = fmaf(w[j][k], (&win[k].x)[j], acc);
+    acc = fmaf(w[j][K - 1], (&xn.x)[j], acc);
+    o[j] = p.silu ? silu_d(acc) : acc;
+  }
+#pragma unroll
+  for (int k = 1; k < K - 1; k++) Quad<ST>::st(st + (k - 1) * p.C, win[k]);
+  if (K > 1) Quad<ST>::st(st + (K - 2) * p.C, xn);
+  *reinterpret_cast<float4*>(p.y + b * p.y_stride + c) = make_float4(o[0], o[1], o[2], o[3]);
+  if (p.y_half)
+    for (int j = 0; j < 4; j++) st_half(p.y_half, p.y_half_dtype, b * p.y_half_stride + c + j, o[j]);
 }
 
 // One block per slice of kCs channels: conv step of its channels for every sequence (into shared
@@ -193,6 +262,25 @@ void causal_conv1d(const ConvParams& p, cudaStream_t s) {
 
 void causal_conv1d_step(const ConvStepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
+  if (p.K < 1 || p.K > kMaxK) throw Error("causal_conv1d_step: d_conv " + std::to_string(p.K) + " outside 1.." + std::to_string(kMaxK));
+  auto a16 = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
+  // SSM_CUDA_CONV_SCALAR=1: one channel per thread always (measurement switch, read once).
+  static const bool scalar = [] { const char* e = std::getenv("SSM_CUDA_CONV_SCALAR"); return e && *e && *e != '0'; }();
+  // A quad of states (4 elements: 16 bytes f32, 8 bytes bf16) starts at slot·stride + k·C + c.
+  const bool quad = !scalar && p.C % 4 == 0 && p.x_stride % 4 == 0 && p.y_stride % 4 == 0 && p.slot_stride % 4 == 0 &&
+                    a16(p.x) && a16(p.y) && a16(p.w) && (!p.bias || a16(p.bias)) &&
+                    (reinterpret_cast<uintptr_t>(p.states) & (p.state_bf16 ? 7 : 15)) == 0;
+  if (quad && (p.K == 4 || p.K == 2)) {
+    const dim3 grid(blocks_for(p.C / 4, kConvStepThreads), unsigned(p.B));
+    auto go = [&](auto st) {
+      using ST = decltype(st);
+      if (p.K == 4) launch("causal_conv1d_step", conv_step4_kernel<ST, 4>, grid, dim3(kConvStepThreads), 0, s, p);
+      else launch("causal_conv1d_step", conv_step4_kernel<ST, 2>, grid, dim3(kConvStepThreads), 0, s, p);
+    };
+    if (p.state_bf16) go(__nv_bfloat16{});
+    else go(float{});
+    return;
+  }
   launch("causal_conv1d_step", conv_step_kernel, dim3(blocks_for(p.B * p.C, 256)), dim3(256), 0, s, p);
 }
 

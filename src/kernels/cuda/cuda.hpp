@@ -29,6 +29,9 @@ struct ConvStepParams {
   bool silu;
   float* y; int64_t y_stride;
   bool state_bf16 = false;
+  // When set, y is also written here in y_half_dtype (bf16/f16), row stride y_half_stride: the input
+  // of the next GEMM, so no conversion kernel runs between them.
+  void* y_half = nullptr; DType y_half_dtype = DType::BF16; int64_t y_half_stride = 0;
 };
 
 // ---- gemm.cu: y (M, N) = [norm](x) (M, K) · W(N, K)ᵀ (+ bias) (+ y if accumulate) --------------------
@@ -45,6 +48,9 @@ struct LinearArgs {
   // norm_group columns (0: all K) — Mamba-2's gated RMSNorm (norm_before_gate=False) fused into out_proj.
   const float* gate = nullptr; int64_t gate_stride = 0;
   int64_t norm_group = 0;
+  // cuBLASLt path only (M > 8, bf16/f16 weights, no norm_w): x already in the weight dtype, row stride
+  // x_stride (used instead of x; the conversion kernel is skipped).
+  const void* x_half = nullptr;
 };
 
 // Owns the cuBLASLt handle, its workspace and the scratch that holds activations converted to the
@@ -87,6 +93,8 @@ void embed(const int32_t* ids, int64_t T, const void* table, DType dtype, int64_
 // RmsNormParams on the device (grouped, gated, weightless); in place allowed. `gate_only` skips the
 // norm: y = x·silu(gate) (Mamba-2 with rmsnorm=False).
 void rms_norm(const RmsNormParams& p, cudaStream_t stream, bool gate_only = false);
+// The same with y written to `y` in bf16/f16 (row stride p.y_stride; p.y unused).
+void rms_norm_half(const RmsNormParams& p, void* y, DType t, cudaStream_t stream, bool gate_only = false);
 // y (M, K) in bf16/f16 = x (M, K) f32, optionally RMS-normalised with weight norm_w (then eps applies).
 void to_half(const float* x, int64_t M, int64_t K, int64_t x_stride, const float* norm_w, float eps, void* y, DType t,
              cudaStream_t stream);
@@ -140,8 +148,19 @@ struct Mamba1StepParams {
   bool state_bf16 = false;
   // When set, δ·dt_proj was computed already (B, E): Δ = softplus(delta + dt_bias), dt_w unused.
   const float* delta = nullptr; int64_t delta_stride = 0;
+  // When set, y is written here in y_half_dtype (bf16/f16: the next GEMM's input) instead of to `y`
+  // (rows kernel only: batches > 8, no precomputed delta).
+  void* y_half = nullptr; DType y_half_dtype = DType::BF16;
 };
+// Picks the kernel: batches <= 8 the fused lane-group kernel; larger batches with d_state <= 16 the
+// rows kernel (thread per channel and sequence, dt_proj and the B/C/δ norms inside); a precomputed
+// delta takes the batched lane-group kernel (any d_state <= 128).
 void mamba1_step(const Mamba1StepParams& p, cudaStream_t stream);
+// Whether the rows kernel serves this shape (otherwise batches > 8 need dt_proj precomputed);
+// SSM_CUDA_M1_STEP=gemm turns it off (measurement switch: the previous GEMM + batched kernel path).
+bool mamba1_step_rows_ok(int64_t N, int64_t R);
+// The rows kernel at any batch (tests).
+void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t stream);
 
 // ---- ssd.cu: Mamba-2 ------------------------------------------------------------------------------------
 // Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(p) floats. The chunk

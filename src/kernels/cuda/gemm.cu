@@ -460,11 +460,17 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
 
 void Blas::linear(const LinearArgs& a, cudaStream_t s) {
   if (a.M <= 0 || a.N <= 0) return;
-  if (a.M <= kGemvMaxM) return gemv(a, s);
+  if (a.M <= kGemvMaxM) {
+    if (a.x_half) throw Error("linear: a half-precision x is only for M > 8 (internal)");
+    return gemv(a, s);
+  }
   if (a.gate) throw Error("linear: a gated input is only supported for M <= 8 (internal)");
   const void* xb = a.x;
   int64_t ldb = a.x_stride;
-  if (a.w_dtype != DType::F32 || a.norm_w) {
+  if (a.x_half) {
+    if (a.w_dtype == DType::F32 || a.norm_w) throw Error("linear: a half-precision x needs bf16/f16 weights and no pre-norm (internal)");
+    xb = a.x_half;
+  } else if (a.w_dtype != DType::F32 || a.norm_w) {
     // Convert (and normalise) x into the weight dtype; f32 weights with a pre-norm stay f32.
     const size_t es = a.w_dtype == DType::F32 ? 4 : 2;
     if (size_t(a.M) * size_t(a.K) * es > xbuf_bytes_)

@@ -2,12 +2,17 @@
 // norm, FalconMamba's B/C/Δ norms, Mamba-2's gated norm), f32 -> bf16/f16 conversion with an
 // optional fused RMSNorm (GEMM inputs), bias add. One block per row (or per row and norm group).
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
 
 namespace ssm::kernels::cuda {
 namespace {
+
+template <class OT> __device__ __forceinline__ OT from_half(float v);
+template <> __device__ __forceinline__ __nv_bfloat16 from_half<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half from_half<__half>(float v) { return __float2half_rn(v); }
 
 template <class WT>
 __global__ void embed_kernel(const int32_t* ids, const WT* table, int64_t D, float* h) {
@@ -16,13 +21,14 @@ __global__ void embed_kernel(const int32_t* ids, const WT* table, int64_t D, flo
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) h[t * D + d] = to_f(row[d]);
 }
 
-// grid (M, D/group): y = norm(x [· silu(g)]) · w [· silu(g)], see RmsNormParams.
-__global__ void rms_norm_kernel(RmsNormParams p, bool gate_only) {
+// grid (M, D/group): y = norm(x [· silu(g)]) · w [· silu(g)], see RmsNormParams. y is p.y (f32), or
+// `yh` (row stride p.y_stride) in bf16/f16 when OT is one of those.
+template <class OT>
+__global__ void rms_norm_kernel(RmsNormParams p, bool gate_only, OT* yh) {
   __shared__ float tmp[32];
   const int64_t m = blockIdx.x, g0 = int64_t(blockIdx.y) * p.group;
   const float* x = p.x + m * p.x_stride;
   const float* g = p.gate ? p.gate + m * p.gate_stride : nullptr;
-  float* y = p.y + m * p.y_stride;
   float ss = 0.f;
   for (int64_t d = g0 + threadIdx.x; d < g0 + p.group; d += blockDim.x) {
     float v = x[d];
@@ -35,7 +41,8 @@ __global__ void rms_norm_kernel(RmsNormParams p, bool gate_only) {
     if (g && !p.norm_before_gate) v *= silu_d(g[d]);
     float o = v * r * (p.w && !gate_only ? p.w[d] : 1.f);
     if (g && p.norm_before_gate) o *= silu_d(g[d]);
-    y[d] = o;
+    if constexpr (std::is_same_v<OT, float>) p.y[m * p.y_stride + d] = o;
+    else yh[m * p.y_stride + d] = from_half<OT>(o);
   }
 }
 
@@ -80,7 +87,17 @@ void embed(const int32_t* ids, int64_t T, const void* table, DType t, int64_t D,
 void rms_norm(const RmsNormParams& p, cudaStream_t s, bool gate_only) {
   if (p.M <= 0) return;
   if (p.group <= 0 || p.D % p.group != 0) throw Error("rms_norm: group " + std::to_string(p.group) + " does not divide D=" + std::to_string(p.D));
-  rms_norm_kernel<<<dim3(unsigned(p.M), unsigned(p.D / p.group)), threads_for(p.group), 0, s>>>(p, gate_only);
+  rms_norm_kernel<float><<<dim3(unsigned(p.M), unsigned(p.D / p.group)), threads_for(p.group), 0, s>>>(p, gate_only, nullptr);
+  SSM_CUDA_LAUNCH_CHECK("rms_norm");
+}
+
+void rms_norm_half(const RmsNormParams& p, void* y, DType t, cudaStream_t s, bool gate_only) {
+  if (p.M <= 0) return;
+  if (p.group <= 0 || p.D % p.group != 0) throw Error("rms_norm: group " + std::to_string(p.group) + " does not divide D=" + std::to_string(p.D));
+  if (t == DType::F32) throw Error("rms_norm_half: output dtype must be bf16 or f16 (internal)");
+  const dim3 grid(unsigned(p.M), unsigned(p.D / p.group));
+  if (t == DType::F16) rms_norm_kernel<__half><<<grid, threads_for(p.group), 0, s>>>(p, gate_only, static_cast<__half*>(y));
+  else rms_norm_kernel<__nv_bfloat16><<<grid, threads_for(p.group), 0, s>>>(p, gate_only, static_cast<__nv_bfloat16*>(y));
   SSM_CUDA_LAUNCH_CHECK("rms_norm");
 }
 

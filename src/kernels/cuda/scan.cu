@@ -7,6 +7,7 @@
 // and FalconMamba's weightless B/C/Δ norms.
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
@@ -505,6 +506,211 @@ __global__ void __launch_bounds__(kBatchThreads) mamba1_step_batched_kernel(Mamb
   }
 }
 
+// Batches > 8 with N <= 16 (every Mamba-1 checkpoint): one thread per (channel, sequence) holding
+// all N states in registers, so the per-channel work (dt_proj row · δ, softplus, D skip, z gate) is
+// done once per sequence instead of once per lane of a lane group, and C·h needs no shuffles.
+// Block: 32 channels (a warp's lanes) × 4 warps; warp w takes sequences b0 + w·SB .. + SB-1, so the
+// four warps share the block's 32 dt_proj rows, staged once in shared memory (row stride R|1, odd,
+// so a warp reading one element of each of its 32 rows hits 32 banks) before pdl_wait(). The block's
+// 4·SB rows of δ | B | C are staged after it, and FalconMamba's weightless norms applied there (a
+// warp per row segment). Each thread issues all its sequences' state loads (16-byte vectors when
+// VS: N == 16 and aligned) before the first update. y is written in f32 or, with y_half, in the
+// weight dtype (the next GEMM's input, so no conversion kernel runs between them).
+constexpr int kRowLanes = 32, kRowWarps = 4, kRowThreads = kRowLanes * kRowWarps, kRowMaxN = 16;
+
+template <class ST> struct StateRow;  // N = 16 states of one channel, 16-byte loads and stores
+template <> struct StateRow<float> {
+  __device__ static void ld(const float* h, float* v) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const float4 f = reinterpret_cast<const float4*>(h)[i];
+      v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
+    }
+  }
+  __device__ static void st(float* h, const float* v) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) reinterpret_cast<float4*>(h)[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
+  }
+};
+template <> struct StateRow<__nv_bfloat16> {
+  __device__ static void ld(const __nv_bfloat16* h, float* v) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      const uint4 r = reinterpret_cast<const uint4*>(h)[i];
+      Vec<__nv_bfloat16>::widen(r, v + 8 * i);
+    }
+  }
+  __device__ static void st(__nv_bfloat16* h, const float* v) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      uint4 r;
+      __nv_bfloat162* q = reinterpret_cast<__nv_bfloat162*>(&r);
+#pragma unroll
+      for (int j = 0; j < 4; j++) q[j] = __floats2bfloat162_rn(v[8 * i + 2 * j], v[8 * i + 2 * j + 1]);
+      reinterpret_cast<uint4*>(h)[i] = r;
+    }
+  }
+};
+
+__host__ __device__ constexpr int64_t rows_w_stride(int64_t R) { return R | 1; }
+size_t rows_smem_bytes(int64_t R, int64_t N, int SB) {
+  return size_t(kRowLanes * rows_w_stride(R) + int64_t(kRowWarps) * SB * (R + 2 * N)) * sizeof(float);
+}
+
+template <class WT, class ST, int SB, bool VS>
+__global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1StepParams p) {
+  extern __shared__ float sh[];
+  const int RS = int(rows_w_stride(p.R)), R = int(p.R), N = int(p.N), RN = R + 2 * N;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t e0 = int64_t(blockIdx.x) * kRowLanes, e = e0 + lane;
+  const int64_t bb = int64_t(blockIdx.y) * (kRowWarps * SB);  // the block's first sequence
+  const int nbb = int(min(int64_t(kRowWarps * SB), p.B - bb));
+  float* dtw = sh;                        // (32, RS): dt_proj rows e0 .. e0+31
+  float* rows = sh + kRowLanes * RS;      // (4·SB, RN): δ | B | C of the block's sequences
+  const int nch = int(min(int64_t(kRowLanes), p.E - e0));
+  {
+    const WT* w = static_cast<const WT*>(p.dt_w) + e0 * p.R;
+    const int n = nch * R;
+    for (int base = 0; base < n; base += 8 * kRowThreads) {
+      float v[8];
+#pragma unroll
+      for (int u = 0; u < 8; u++) {
+        const int i = base + threadIdx.x + u * kRowThreads;
+        v[u] = i < n ? to_f(w[i]) : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < 8; u++) {
+        const int i = base + threadIdx.x + u * kRowThreads;
+        if (i < n) dtw[(i / R) * RS + i % R] = v[u];
+      }
+    }
+  }
+  const bool active = e < p.E;
+  float A[kRowMaxN];
+#pragma unroll
+  for (int n = 0; n < kRowMaxN; n++) A[n] = active && n < N ? p.A[e * p.N + n] : 0.f;
+  const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
+  pdl_trigger();
+  pdl_wait();
+  for (int i = threadIdx.x; i < nbb * RN; i += kRowThreads) rows[i] = p.dbc[(bb + i / RN) * p.dbc_stride + i % RN];
+  // This warp's sequences: states and inputs loaded before the barrier, so their latency overlaps the
+  // row staging and the norms.
+  const int64_t b0 = bb + int64_t(warp) * SB;
+  const int nb = int(max(int64_t(0), min(int64_t(SB), p.B - b0)));
+  float hv[SB][kRowMaxN], u[SB], zv[SB];
+  ST* h[SB];
+#pragma unroll
+  for (int q = 0; q < SB; q++) {
+    const bool ok = active && q < nb;
+    const int64_t b = ok ? b0 + q : 0;
+    h[q] = static_cast<ST*>(p.states) + (ok ? int64_t(p.slots[b]) * p.slot_stride + e * p.N : 0);
+    if (VS) {
+      if (ok) StateRow<ST>::ld(h[q], hv[q]);
+      else
+#pragma unroll
+        for (int n = 0; n < kRowMaxN; n++) hv[q][n] = 0.f;
+    } else {
+#pragma unroll
+      for (int n = 0; n < kRowMaxN; n++) hv[q][n] = ok && n < N ? to_f(h[q][n]) : 0.f;
+    }
+    u[q] = ok ? p.u[b * p.u_stride + e] : 0.f;
+    zv[q] = ok && p.z ? p.z[b * p.z_stride + e] : 0.f;
+  }
+  __syncthreads();
+  if (p.bcdt_rms) {  // weightless RMSNorm of each row's δ, B and C: one warp per segment
+    for (int sg = warp; sg < 3 * nbb; sg += kRowWarps) {
+      const int part = sg % 3, off = part == 0 ? 0 : part == 1 ? R : R + N, len = part == 0 ? R : N;
+      float* v = rows + (sg / 3) * RN + off;
+      float ss = 0.f;
+      for (int i = lane; i < len; i += 32) ss += v[i] * v[i];
+      const float r = rsqrtf(warp_sum(ss) / float(len) + p.rms_eps);
+      __syncwarp();
+      for (int i = lane; i < len; i += 32) v[i] *= r;
+    }
+    __syncthreads();
+  }
+  if (!active || nb == 0) return;  // no barrier below
+  // dt_proj: δ_b · row e, for the warp's sequences at once (each row element read once).
+  const float* wr = dtw + lane * RS;
+  const float* rw = rows + warp * SB * RN;
+  float acc[SB];
+#pragma unroll
+  for (int q = 0; q < SB; q++) acc[q] = 0.f;
+  if ((R & 3) == 0 && (RN & 3) == 0) {  // the rows' elements as 16-byte broadcasts (rows is 16-byte aligned)
+    for (int k = 0; k < R; k += 4) {
+      const float w0 = wr[k], w1 = wr[k + 1], w2 = wr[k + 2], w3 = wr[k + 3];
+#pragma unroll
+      for (int q = 0; q < SB; q++) {
+        const float4 r = *reinterpret_cast<const float4*>(rw + q * RN + k);
+        acc[q] = fmaf(w3, r.w, fmaf(w2, r.z, fmaf(w1, r.y, fmaf(w0, r.x, acc[q]))));
+      }
+    }
+  } else {
+    for (int k = 0; k < R; k++) {
+      const float wk = wr[k];
+#pragma unroll
+      for (int q = 0; q < SB; q++) acc[q] = fmaf(wk, rw[q * RN + k], acc[q]);
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < SB; q++) {
+    if (q >= nb) break;
+    const int64_t b = b0 + q;
+    const float* Bt = rw + q * RN + R;
+    const float* Ct = Bt + N;
+    const float d = softplus_d(acc[q] + bias), du = d * u[q];
+    float y = 0.f;
+#pragma unroll
+    for (int n = 0; n < kRowMaxN; n++) {
+      if (n < N) {
+        hv[q][n] = expf(d * A[n]) * hv[q][n] + du * Bt[n];
+        y = fmaf(hv[q][n], Ct[n], y);
+      }
+    }
+    if (VS) StateRow<ST>::st(h[q], hv[q]);
+    else
+#pragma unroll
+      for (int n = 0; n < kRowMaxN; n++)
+        if (n < N) h[q][n] = from_f<ST>(hv[q][n]);
+    y += Dv * u[q];
+    if (p.z) y *= silu_d(zv[q]);
+    if (p.y_half) st_half(p.y_half, p.y_half_dtype, b * p.y_stride + e, y);
+    else p.y[b * p.y_stride + e] = y;
+  }
+}
+
+// Sequences per warp of the rows kernel: 4, or SSM_CUDA_STEP_SEQS=2|8 (measurement switch, read once).
+int rows_seqs() {
+  static const int v = [] {
+    const char* e = std::getenv("SSM_CUDA_STEP_SEQS");
+    const int n = e ? std::atoi(e) : 0;
+    return n == 2 || n == 8 ? n : 4;
+  }();
+  return v;
+}
+
+template <class WT, class ST, int SB>
+void launch_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
+  const bool vs = p.N == kRowMaxN && p.slot_stride % (16 / sizeof(ST)) == 0 && (reinterpret_cast<uintptr_t>(p.states) & 15) == 0;
+  const size_t sh = rows_smem_bytes(p.R, p.N, SB);
+  const dim3 grid(blocks_for(p.E, kRowLanes), blocks_for(p.B, kRowWarps * SB));
+  auto run = [&](void (*kernel)(Mamba1StepParams)) {
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)), "mamba1_step rows smem");
+    launch("mamba1_step", kernel, grid, dim3(kRowThreads), sh, s, p);
+  };
+  if (vs) run(mamba1_step_rows_kernel<WT, ST, SB, true>);
+  else run(mamba1_step_rows_kernel<WT, ST, SB, false>);
+}
+
+template <class WT, class ST>
+void launch_step_rows_sb(const Mamba1StepParams& p, cudaStream_t s) {
+  switch (rows_seqs()) {
+    case 2: return launch_step_rows<WT, ST, 2>(p, s);
+    case 8: return launch_step_rows<WT, ST, 8>(p, s);
+    default: return launch_step_rows<WT, ST, 4>(p, s);
+  }
+}
+
 // Sequences per thread of the batched step: 4, or SSM_CUDA_STEP_SEQS=1 (measurement switch, read once).
 int step_seqs() {
   static const int v = [] { const char* e = std::getenv("SSM_CUDA_STEP_SEQS"); return e && std::atoi(e) == 1 ? 1 : 4; }();
@@ -616,8 +822,33 @@ void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t ch
   SSM_CUDA_LAUNCH_CHECK("selective_scan");
 }
 
+bool mamba1_step_rows_ok(int64_t N, int64_t R) {
+  static const bool old = [] { const char* e = std::getenv("SSM_CUDA_M1_STEP"); return e && std::string(e) == "gemm"; }();
+  return !old && N >= 1 && N <= kRowMaxN && R >= 1 && rows_smem_bytes(R, N, 8) <= 160 * 1024;
+}
+
+void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
+  if (p.B <= 0) return;
+  if (p.N < 1 || p.N > kRowMaxN || p.R < 1 || rows_smem_bytes(p.R, p.N, 8) > 160 * 1024)
+    throw Error("mamba1_step_rows: needs 1 <= d_state <= 16 and a dt_rank of at most ~2,400 (internal)");
+  if (p.delta) throw Error("mamba1_step_rows: dt_proj is computed inside; no precomputed delta (internal)");
+  auto by_state = [&](auto wt) {
+    using WT = decltype(wt);
+    if (p.state_bf16) launch_step_rows_sb<WT, __nv_bfloat16>(p, s);
+    else launch_step_rows_sb<WT, float>(p, s);
+  };
+  switch (p.dt_w_dtype) {
+    case DType::BF16: return by_state(__nv_bfloat16{});
+    case DType::F16: return by_state(__half{});
+    case DType::F32: return by_state(float{});
+  }
+}
+
 void mamba1_step(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
+  if (p.y_half && !(p.B > kStepSeqs && !p.delta && mamba1_step_rows_ok(p.N, p.R)))
+    throw Error("mamba1_step: a half-precision y needs the rows kernel (internal)");
+  if (!p.delta && p.B > kStepSeqs && mamba1_step_rows_ok(p.N, p.R)) return mamba1_step_rows(p, s);
   const int gs = group_size(p.N);
   const int64_t spl = (p.N + gs - 1) / gs;
   if (p.delta) {

@@ -310,6 +310,30 @@ template <> struct StatePack<__nv_bfloat16, 2> {
   }
 };
 
+template <> struct StatePack<float, 4> {  // 16-byte loads
+  __device__ static void ld(const void* s, int64_t i, float* v) {
+    const float4 f = *reinterpret_cast<const float4*>(static_cast<const float*>(s) + i);
+    v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+  }
+  __device__ static void st(void* s, int64_t i, const float* v) {
+    *reinterpret_cast<float4*>(static_cast<float*>(s) + i) = make_float4(v[0], v[1], v[2], v[3]);
+  }
+};
+template <> struct StatePack<__nv_bfloat16, 4> {  // 8-byte loads
+  __device__ static void ld(const void* s, int64_t i, float* v) {
+    const uint2 r = *reinterpret_cast<const uint2*>(static_cast<const __nv_bfloat16*>(s) + i);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.y));
+    v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+  }
+  __device__ static void st(void* s, int64_t i, const float* v) {
+    uint2 r;
+    *reinterpret_cast<__nv_bfloat162*>(&r.x) = __floats2bfloat162_rn(v[0], v[1]);
+    *reinterpret_cast<__nv_bfloat162*>(&r.y) = __floats2bfloat162_rn(v[2], v[3]);
+    *reinterpret_cast<uint2*>(static_cast<__nv_bfloat16*>(s) + i) = r;
+  }
+};
+
 template <int NPL, int kStepRpw, class ST, int PK>
 __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
   constexpr int kStepRows = 8 * kStepRpw, J = NPL / PK;  // J slices of 32·PK states per lane and row
@@ -436,13 +460,31 @@ static void launch_ssd_step(const SsdStepParams& p, cudaStream_t s) {
   }
 }
 
+// States per lane access: SSM_CUDA_SSD_PK=1|2|4 caps it (measurement switch, read once); default 4.
+int ssd_step_pack() {
+  static const int v = [] {
+    const char* e = std::getenv("SSM_CUDA_SSD_PK");
+    const int n = e ? std::atoi(e) : 0;
+    return n == 1 || n == 2 ? n : 4;
+  }();
+  return v;
+}
+
 void ssd_step(const SsdStepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
+  // A lane moves PK adjacent states per access: 4 needs N % 4 == 0 and rows aligned to 4 elements
+  // (16-byte f32 / 8-byte bf16 accesses), 2 (bf16 pairs) an even N and 4-byte-aligned rows.
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p.states);
+  const int cap = ssd_step_pack();
+  const bool quads = cap >= 4 && p.N % 4 == 0 && p.slot_stride % 4 == 0 && (base & (p.state_bf16 ? 7 : 15)) == 0;
   // 8 rows per warp for large batches measured slower (mamba2-2.7b b64 5,563 -> 5,145 tok/s).
-  if (!p.state_bf16) return launch_ssd_step<4, float, 1>(p, s);
-  // bf16 pairs need an even N and 4-byte-aligned rows.
-  const bool pairs = p.N % 2 == 0 && p.slot_stride % 2 == 0 && (reinterpret_cast<uintptr_t>(p.states) & 3) == 0;
-  if (pairs) launch_ssd_step<4, __nv_bfloat16, 2>(p, s);
+  if (!p.state_bf16) {
+    if (quads) return launch_ssd_step<4, float, 4>(p, s);
+    return launch_ssd_step<4, float, 1>(p, s);
+  }
+  const bool pairs = cap >= 2 && p.N % 2 == 0 && p.slot_stride % 2 == 0 && (base & 3) == 0;
+  if (quads) launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
+  else if (pairs) launch_ssd_step<4, __nv_bfloat16, 2>(p, s);
   else launch_ssd_step<4, __nv_bfloat16, 1>(p, s);
 }
 
