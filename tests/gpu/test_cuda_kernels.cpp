@@ -349,7 +349,7 @@ TEST(CudaKernels, ConvStepQuadAndHalfOutput) {
     auto x = randn(static_cast<size_t>(B * xs), 1), w = randn(static_cast<size_t>(C * K), 2, 0.3f), bias = randn(static_cast<size_t>(C), 3);
     auto pool = randn(static_cast<size_t>((B + 2) * S), 4);
     std::vector<int32_t> slots;
-    for (int64_t b = 0; b < B; b++) slots.push_back(int32_t((b * 5 + 1) % (B + 2)));
+    for (int64_t b = 0; b < B; b++) slots.push_back(int32_t(B + 1 - b));  // distinct slots, reversed
     for (bool bf : {false, true}) {
       std::vector<uint16_t> p16(pool.size());
       std::vector<float> base = pool;

@@ -35,10 +35,10 @@ bool pdl_enabled() {
 
 namespace {
 
-// A/B switch for measurements (read once): SSM_GEMV_OLD=1 takes the previous GEMV kernel.
+// Whether environment variable `name` is set and not "0" (measurement switches; callers keep the value).
 bool getenv_flag(const char* name) {
-  static const bool v = [&] { const char* e = std::getenv(name); return e && *e && *e != '0'; }();
-  return v;
+  const char* e = std::getenv(name);
+  return e && *e && *e != '0';
 }
 
 void check_lt(cublasStatus_t s, const char* what) {
@@ -338,7 +338,8 @@ void launch_gemv(const LinearArgs& a, cudaStream_t s, int unroll) {
   const size_t smem = size_t(a.M) * size_t(a.K) * sizeof(float);
   const bool smem_ok = vec && gemv_smem_fits(a.M, a.K);
   if (a.gate && !smem_ok) throw Error("gemv: a gated input needs the shared-memory GEMV (M*K*4 <= 96 KiB, aligned)");
-  if (smem_ok && (a.gate || !getenv_flag("SSM_GEMV_OLD"))) {
+  static const bool old = getenv_flag("SSM_GEMV_OLD");  // SSM_GEMV_OLD=1: the previous GEMV kernel (A/B)
+  if (smem_ok && (a.gate || !old)) {
     switch (a.M) {
 #define SSM_GEMV_CASE(m) case m: launch_gemv_smem_u<WT, m>(a, smem, s, unroll); break;
       SSM_GEMV_CASE(1) SSM_GEMV_CASE(2) SSM_GEMV_CASE(3) SSM_GEMV_CASE(4)
@@ -446,14 +447,28 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof(align_c));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof(align_c));
-  cublasLtMatmulHeuristicResult_t res{};
+  // SSM_CUBLASLT_NO_SPLITK=1 (measurement switch): the best-ranked of the first 8 heuristic results
+  // that does not split K (no separate reduction kernel), if any.
+  static const bool no_splitk = getenv_flag("SSM_CUBLASLT_NO_SPLITK");
+  cublasLtMatmulHeuristicResult_t res[8]{};
   int found = 0;
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), p->op, p->A, p->B, p->C,
-                                                     p->C, pref, 1, &res, &found);
+                                                     p->C, pref, no_splitk ? 8 : 1, res, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error("cuBLASLt: no algorithm for M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
-  p->algo = res.algo;
+  int pick = 0;
+  if (no_splitk)
+    for (int i = 0; i < found; i++) {
+      int splits = 1;
+      size_t got = 0;
+      if (cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits), &got) ==
+              CUBLAS_STATUS_SUCCESS && splits <= 1) {
+        pick = i;
+        break;
+      }
+    }
+  p->algo = res[pick].algo;
   plans_[key] = p;
   return *p;
 }

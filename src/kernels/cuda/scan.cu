@@ -569,8 +569,29 @@ __global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1Ste
   float* rows = sh + kRowLanes * RS;      // (4·SB, RN): δ | B | C of the block's sequences
   const int nch = int(min(int64_t(kRowLanes), p.E - e0));
   {
+    // The block's rows are contiguous in dt_w: 16-byte loads when aligned, all issued before the
+    // first store; else scalar loads in batches of 8.
     const WT* w = static_cast<const WT*>(p.dt_w) + e0 * p.R;
     const int n = nch * R;
+    constexpr int V = Vec<WT>::n, kVecMax = 8;
+    if ((reinterpret_cast<uintptr_t>(w) & 15) == 0 && n % V == 0 && n / V <= kVecMax * kRowThreads) {
+      uint4 raw[kVecMax];
+#pragma unroll
+      for (int u = 0; u < kVecMax; u++) {
+        const int i = threadIdx.x + u * kRowThreads;
+        if (i < n / V) raw[u] = __ldg(reinterpret_cast<const uint4*>(w) + i);
+      }
+#pragma unroll
+      for (int u = 0; u < kVecMax; u++) {
+        const int i = threadIdx.x + u * kRowThreads;
+        if (i < n / V) {
+          float f[V];
+          Vec<WT>::widen(raw[u], f);
+#pragma unroll
+          for (int j = 0; j < V; j++) dtw[((i * V + j) / R) * RS + (i * V + j) % R] = f[j];
+        }
+      }
+    } else
     for (int base = 0; base < n; base += 8 * kRowThreads) {
       float v[8];
 #pragma unroll
@@ -592,7 +613,19 @@ __global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1Ste
   const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
   pdl_trigger();
   pdl_wait();
-  for (int i = threadIdx.x; i < nbb * RN; i += kRowThreads) rows[i] = p.dbc[(bb + i / RN) * p.dbc_stride + i % RN];
+  for (int base = 0; base < nbb * RN; base += 8 * kRowThreads) {  // loads in batches of 8, then the stores
+    float v[8];
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+      const int i = base + threadIdx.x + u * kRowThreads;
+      v[u] = i < nbb * RN ? p.dbc[(bb + i / RN) * p.dbc_stride + i % RN] : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+      const int i = base + threadIdx.x + u * kRowThreads;
+      if (i < nbb * RN) rows[i] = v[u];
+    }
+  }
   // This warp's sequences: states and inputs loaded before the barrier, so their latency overlaps the
   // row staging and the norms.
   const int64_t b0 = bb + int64_t(warp) * SB;
@@ -679,12 +712,13 @@ __global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1Ste
   }
 }
 
-// Sequences per warp of the rows kernel: 4, or SSM_CUDA_STEP_SEQS=2|8 (measurement switch, read once).
+// Sequences per warp of the rows kernel: 2, or SSM_CUDA_STEP_SEQS=1|4|8 (measurement switch, read
+// once). H200, mamba-2.8b batch 64, bf16 states: 2 -> 11,643 tok/s, 4 -> 11,168, 8 -> 9,147.
 int rows_seqs() {
   static const int v = [] {
     const char* e = std::getenv("SSM_CUDA_STEP_SEQS");
     const int n = e ? std::atoi(e) : 0;
-    return n == 2 || n == 8 ? n : 4;
+    return n == 1 || n == 4 || n == 8 ? n : 2;
   }();
   return v;
 }
@@ -705,9 +739,10 @@ void launch_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
 template <class WT, class ST>
 void launch_step_rows_sb(const Mamba1StepParams& p, cudaStream_t s) {
   switch (rows_seqs()) {
-    case 2: return launch_step_rows<WT, ST, 2>(p, s);
+    case 1: return launch_step_rows<WT, ST, 1>(p, s);
+    case 4: return launch_step_rows<WT, ST, 4>(p, s);
     case 8: return launch_step_rows<WT, ST, 8>(p, s);
-    default: return launch_step_rows<WT, ST, 4>(p, s);
+    default: return launch_step_rows<WT, ST, 2>(p, s);
   }
 }
 

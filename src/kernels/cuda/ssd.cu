@@ -477,13 +477,15 @@ void ssd_step(const SsdStepParams& p, cudaStream_t s) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(p.states);
   const int cap = ssd_step_pack();
   const bool quads = cap >= 4 && p.N % 4 == 0 && p.slot_stride % 4 == 0 && (base & (p.state_bf16 ? 7 : 15)) == 0;
-  // 8 rows per warp for large batches measured slower (mamba2-2.7b b64 5,563 -> 5,145 tok/s).
+  // 8 rows per warp for large batches measured slower with one state per lane access (mamba2-2.7b
+  // b64 5,563 -> 5,145 tok/s); SSM_CUDA_SSD_RPW=8 takes it for the quad accesses (measurement switch).
+  static const bool rpw8 = [] { const char* e = std::getenv("SSM_CUDA_SSD_RPW"); return e && std::atoi(e) == 8; }();
   if (!p.state_bf16) {
-    if (quads) return launch_ssd_step<4, float, 4>(p, s);
+    if (quads) return rpw8 ? launch_ssd_step<8, float, 4>(p, s) : launch_ssd_step<4, float, 4>(p, s);
     return launch_ssd_step<4, float, 1>(p, s);
   }
   const bool pairs = cap >= 2 && p.N % 2 == 0 && p.slot_stride % 2 == 0 && (base & 3) == 0;
-  if (quads) launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
+  if (quads) rpw8 ? launch_ssd_step<8, __nv_bfloat16, 4>(p, s) : launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
   else if (pairs) launch_ssd_step<4, __nv_bfloat16, 2>(p, s);
   else launch_ssd_step<4, __nv_bfloat16, 1>(p, s);
 }
