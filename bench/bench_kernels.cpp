@@ -35,17 +35,17 @@ struct Weights {
   DType t;
   int64_t n, copies;
   std::vector<uint8_t> raw;
-  std::vector<float> scale;
+  std::vector<uint16_t> scale;  // q8 block scales, f16 bits
   Weights(DType t_, int64_t N, int64_t K, bool from_memory) : t(t_), n(N * K) {
     const size_t es = t == DType::I8 ? 1 : dtype_size(t);
     copies = from_memory ? std::max<int64_t>(1, (int64_t(256) << 20) / int64_t(n * es)) : 1;
     raw.resize(size_t(n * copies) * es);
     uint32_t g = 1;  // LCG bytes with the top bits clear: small finite values in every dtype
     for (auto& b : raw) b = uint8_t((g = g * 1664525u + 1013904223u) >> 26);
-    if (t == DType::I8) scale.assign(size_t(N * (K / kQ8Block) * copies), 0.01f);
+    if (t == DType::I8) scale.assign(size_t(N * (K / kQ8Block) * copies), f32_to_f16(0.01f));
   }
   const void* at(int64_t i) const { return raw.data() + size_t(i % copies) * size_t(n) * (t == DType::I8 ? 1 : dtype_size(t)); }
-  const float* sc(int64_t i, int64_t N, int64_t K) const {
+  const uint16_t* sc(int64_t i, int64_t N, int64_t K) const {
     return t == DType::I8 ? scale.data() + size_t(i % copies) * size_t(N * (K / kQ8Block)) : nullptr;
   }
 };
@@ -63,7 +63,7 @@ void BM_Gemv(benchmark::State& st, DType t, int64_t N, int64_t K, bool from_memo
     benchmark::DoNotOptimize(y.data());
     i++;
   }
-  const double bytes = double(N * K) * (t == DType::I8 ? 1.0 + 4.0 / kQ8Block : double(dtype_size(t)));
+  const double bytes = double(N * K) * (t == DType::I8 ? 1.0 + 2.0 / kQ8Block : double(dtype_size(t)));
   st.counters["GB/s"] = benchmark::Counter(bytes * double(st.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 

@@ -9,7 +9,7 @@
 
 namespace ssm {
 
-// I8 holds block-quantised weights (q8: blocks of 32 along a row, one f32 scale per block kept in a
+// I8 holds block-quantised weights (q8: blocks of 32 along a row, one f16 scale per block kept in a
 // separate tensor); on its own it is just int8 values.
 enum class DType : uint8_t { F32, F16, BF16, I8 };
 

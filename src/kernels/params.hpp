@@ -9,7 +9,7 @@
 namespace ssm::kernels {
 
 // y (M, N) = x (M, K) · W(N, K)ᵀ + bias (N).  W in `w_dtype`, everything else f32.
-// I8 weights are q8: W[n,k] = w[n,k] · w_scale[n, k/32] (K a multiple of kQ8Block).
+// I8 weights are q8: W[n,k] = w[n,k] · w_scale[n, k/32] (K a multiple of kQ8Block), the scales f16.
 inline constexpr int64_t kQ8Block = 32;
 struct LinearParams {
   int64_t M, N, K;
@@ -17,7 +17,7 @@ struct LinearParams {
   const void* w; DType w_dtype;
   const float* bias;  // nullable
   float* y; int64_t y_stride;
-  const float* w_scale = nullptr;  // (N, K/32) for I8 weights
+  const uint16_t* w_scale = nullptr;  // (N, K/32) f16 bits (exact in f32) for I8 weights
 };
 
 // y = x / sqrt(mean(x²) + eps) · w over groups of `group` consecutive channels of each row.

@@ -20,7 +20,7 @@ struct Segment {
 
 struct Linear {
   Tensor w;               // (out, in), checkpoint dtype
-  std::vector<float> scale;  // q8 block scales (out, in/32) when w is I8
+  std::vector<uint16_t> scale;  // q8 block scales (out, in/32), f16 bits, when w is I8
   std::vector<float> b;   // (out) or empty
   int64_t out = 0, in = 0;
 

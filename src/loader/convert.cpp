@@ -53,8 +53,8 @@ ConvertResult convert_checkpoint(const std::string& dir, const std::string& to, 
     if (q8 && q8_quantizable(name, t.shape())) {
       const int64_t rows = t.shape()[0], cols = t.shape()[1];
       Tensor qt = Tensor::zeros(DType::I8, {rows, cols});
-      Tensor st = Tensor::zeros(DType::F32, {rows, cols / kernels::kQ8Block});
-      quantize_q8_rows(f.data(), rows, cols, static_cast<int8_t*>(qt.raw()), static_cast<float*>(st.raw()));
+      Tensor st = Tensor::zeros(DType::F16, {rows, cols / kernels::kQ8Block});
+      quantize_q8_rows(f.data(), rows, cols, static_cast<int8_t*>(qt.raw()), static_cast<uint16_t*>(st.raw()), "'" + name + "'");
       out_bytes += int64_t(qt.nbytes() + st.nbytes());
       outs.emplace_back(name, std::move(qt));
       outs.emplace_back(name + "_scale", std::move(st));
@@ -66,7 +66,7 @@ ConvertResult convert_checkpoint(const std::string& dir, const std::string& to, 
     }
   }
   fs::create_directories(out);
-  if (q8) cfg["ssm_quantization"] = {{"format", "q8"}, {"block_size", kernels::kQ8Block}, {"scale_dtype", "F32"}};
+  if (q8) cfg["ssm_quantization"] = {{"format", "q8"}, {"block_size", kernels::kQ8Block}, {"scale_dtype", "F16"}};
   else cfg["torch_dtype"] = std::string(target == DType::F32 ? "float32" : target == DType::F16 ? "float16" : "bfloat16");
   write_safetensors(out + "/model.safetensors", outs, {{"format", "pt"}});
   {

@@ -1,6 +1,6 @@
 // `ssm convert`: rewrites a checkpoint's weights into a new model directory.
 //   q8: the large matrices (embeddings, in_proj, x_proj, out_proj, lm_head) become int8 blocks of 32
-//       with one f32 scale each ('<name>_scale', see quantize.hpp); A_log, D, dt_proj/dt_bias, conv1d
+//       with one f16 scale each ('<name>_scale', see quantize.hpp); A_log, D, dt_proj/dt_bias, conv1d
 //       and norms stay as stored, since they set the recurrence's dynamics and are a negligible share
 //       of the bytes.
 //   f16/bf16/f32: every floating-point tensor is cast (round to nearest even).

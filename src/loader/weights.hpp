@@ -17,9 +17,10 @@ class Weights {
   bool has(const std::string& name) const { return ck_.has(name); }
   // A zero-copy view with the exact expected shape. `why` explains the shape (config fields).
   // With `q8_scale`, an I8 tensor is accepted as q8 (see loader/quantize.hpp) and its block scales
-  // are read from '<name>_scale' (F32, (rows, cols/32)); without, only F32/F16/BF16 are.
+  // are read from '<name>_scale' ((rows, cols/32), kept as f16 bits: F16 as stored, F32/BF16 — files
+  // written before the scales became f16 — rounded to nearest even); without, only F32/F16/BF16 are.
   Tensor matrix(const std::string& name, const Shape& expect, const std::string& why,
-                std::vector<float>* q8_scale = nullptr) const;
+                std::vector<uint16_t>* q8_scale = nullptr) const;
   // An f32 copy of a tensor with `expect` elements' shape (per-channel vectors, conv kernels, A_log).
   std::vector<float> vec(const std::string& name, const Shape& expect, const std::string& why) const;
 

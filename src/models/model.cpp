@@ -130,8 +130,8 @@ class LM final : public Model {
         float* row = h + (p.row + i) * D;
         to_f32(embed_.dtype(), static_cast<const char*>(embed_.raw()) + size_t(id * D) * es, row, size_t(D));
         if (!embed_scale_.empty()) {
-          const float* sc = embed_scale_.data() + id * (D / kernels::kQ8Block);
-          for (int64_t k = 0; k < D; k++) row[k] *= sc[k / kernels::kQ8Block];
+          const uint16_t* sc = embed_scale_.data() + id * (D / kernels::kQ8Block);
+          for (int64_t k = 0; k < D; k++) row[k] *= f16_to_f32(sc[k / kernels::kQ8Block]);
         }
       }
   }
@@ -175,7 +175,7 @@ class LM final : public Model {
   ModelConfig c_;
   Checkpoint ck_;
   Tensor embed_, lm_head_;
-  std::vector<float> embed_scale_, lm_head_scale_;  // q8 block scales (empty unless I8)
+  std::vector<uint16_t> embed_scale_, lm_head_scale_;  // q8 block scales, f16 bits (empty unless I8)
   std::vector<float> norm_f_;
   std::vector<Block> blocks_;
   int64_t state_floats_ = 0;

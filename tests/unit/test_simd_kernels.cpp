@@ -42,7 +42,7 @@ struct Shape {
 // Weights of dtype t (and q8 scales when t == I8) built from f32 values.
 struct W {
   std::vector<uint8_t> raw;
-  std::vector<float> scale;
+  std::vector<uint16_t> scale;  // f16 bits
   W(const std::vector<float>& v, int64_t N, int64_t K, DType t) {
     raw.resize(v.size() * dtype_size(t));
     if (t == DType::I8) {
@@ -78,7 +78,7 @@ void check_linear(DType t, Shape s, bool bias, const std::string& isa, bool via_
       double mag = bias ? std::fabs(b[n]) : 0.0;
       for (int64_t k = 0; k < s.K; k++) {
         float wv = t == DType::I8 ? float(reinterpret_cast<const int8_t*>(w.raw.data())[n * s.K + k]) *
-                                        w.scale[size_t(n * (s.K / kQ8Block) + k / kQ8Block)]
+                                        f16_to_f32(w.scale[size_t(n * (s.K / kQ8Block) + k / kQ8Block)])
                                   : ref::load_elem(w.raw.data() + size_t(n * s.K) * dtype_size(t), t, k);
         mag += std::fabs(double(x[m * s.K + k]) * wv);
       }
@@ -120,7 +120,7 @@ void check_q8_gemv(Shape s, bool bias, const std::string& isa, bool via_linear =
     for (int64_t n = 0; n < s.N; n++) {
       double mag = bias ? std::fabs(b[n]) : 0.0, xerr = 0.0;
       for (int64_t k = 0; k < s.K; k++) {
-        const double ws = w.scale[size_t(n * nb + k / kQ8Block)], wv = double(wq[n * s.K + k]);
+        const double ws = f16_to_f32(w.scale[size_t(n * nb + k / kQ8Block)]), wv = double(wq[n * s.K + k]);
         mag += std::fabs(ws * xs[size_t(k / kQ8Block)] * wv * xq[size_t(k)]);
         xerr += std::fabs(ws * wv) * xs[size_t(k / kQ8Block)] / 2;
       }
@@ -171,11 +171,46 @@ TEST(SimdKernels, QuantizeX16RoundTrips) {
       EXPECT_EQ(xq[40], 0) << isa;
       EXPECT_FALSE(std::isnan(xs[0])) << isa;
       std::vector<int8_t> w(size_t(2 * 256), 1);
-      std::vector<float> ws(16, 0.5f), y(2);
+      std::vector<uint16_t> ws(16, f32_to_f16(0.5f));
+      std::vector<float> y(2);
       LinearParams p{1, 2, 256, xb.data(), 256, w.data(), DType::I8, nullptr, y.data(), 2, ws.data()};
       cpu::gemv(p);
       EXPECT_TRUE(std::isnan(y[0]) && std::isnan(y[1])) << isa << " " << bad;
     }
+  }
+}
+
+// q8 quantiser: f16 block scales (d = max|x|/127 rounded to f16), q clamped to ±127, each element
+// within d/2 of q·d; blocks so small that d is an f16 subnormal (d then carries few bits, and
+// |x|/d may exceed 127 before the clamp) still give |q| <= 127 and an error of at most d/2 + the
+// clamp's |x| - 127·d; a block beyond f16's range is an error naming the tensor.
+TEST(SimdKernels, Q8QuantiserF16Scales) {
+  const int64_t K = 96;
+  std::vector<float> x = randn(size_t(K), 5);
+  for (int64_t i = 32; i < 64; i++) x[size_t(i)] *= 3e-6f;  // d ~ 7e-8: an f16 subnormal
+  for (int64_t i = 64; i < 96; i++) x[size_t(i)] = 0.f;      // an all-zero block
+  std::vector<int8_t> q(static_cast<size_t>(K));
+  std::vector<uint16_t> sc(3);
+  quantize_q8_rows(x.data(), 1, K, q.data(), sc.data(), "'w'");
+  for (int64_t b = 0; b < 3; b++) {
+    float amax = 0.f;
+    for (int64_t i = b * 32; i < (b + 1) * 32; i++) amax = std::max(amax, std::fabs(x[size_t(i)]));
+    const float d = f16_to_f32(sc[size_t(b)]);
+    EXPECT_EQ(sc[size_t(b)], f32_to_f16(amax / 127.f)) << "block " << b;
+    for (int64_t i = b * 32; i < (b + 1) * 32; i++) {
+      ASSERT_LE(std::abs(int(q[size_t(i)])), 127);
+      const double over = std::max(0.0, double(std::fabs(x[size_t(i)])) - 127.0 * d);
+      EXPECT_LE(std::fabs(double(q[size_t(i)]) * d - x[size_t(i)]), d / 2 + over + 1e-12) << "element " << i;
+    }
+  }
+  EXPECT_EQ(sc[2], 0);
+  for (int64_t i = 64; i < 96; i++) EXPECT_EQ(q[size_t(i)], 0);
+  x[3] = 2e7f;
+  try {
+    quantize_q8_rows(x.data(), 1, K, q.data(), sc.data(), "'layers.0.w'");
+    ADD_FAILURE() << "no error for a block beyond f16's range";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'layers.0.w'"), std::string::npos) << e.what();
   }
 }
 

@@ -117,7 +117,7 @@ void gemv_rows(const LinearParams& p, MakeRow make_row, int64_t n0, int64_t n1) 
   }
 }
 
-// Q8: row n holds K int8 values in blocks of 32, each with an f32 scale (w_scale (N, K/32)). The x
+// Q8: row n holds K int8 values in blocks of 32, each with an f16 scale (w_scale (N, K/32)). The x
 // row is first rounded to int16 per block of 32 (QuantizeX16, bit-identical to ref::quantize_x16),
 // so a block's dot product is an exact integer sum: int8 -> int16 widening and one pairwise
 // multiply-add (vpmaddwd) per 32 weights on AVX-512, then one conversion and one FMA by
@@ -187,17 +187,19 @@ HWY_INLINE hn::Vec<DF> q8_blocks(const int8_t* w, const int16_t* xq, const float
   return hn::Add(hn::Add(a0, a1), hn::Add(a2, a3));
 }
 
-// c[i] = ws[i] · xs[i], i < n.
-HWY_INLINE void scale_products(const float* ws, const float* xs, int64_t n, float* c) {
+// c[i] = ws[i] · xs[i], i < n, the f16 scales widened exactly.
+HWY_INLINE void scale_products(const uint16_t* ws, const float* xs, int64_t n, float* c) {
   const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
   const int64_t L = int64_t(hn::Lanes(d));
+  const hwy::float16_t* wh = reinterpret_cast<const hwy::float16_t*>(ws);
   int64_t i = 0;
-  for (; i + L <= n; i += L) hn::StoreU(hn::Mul(hn::LoadU(d, ws + i), hn::LoadU(d, xs + i)), d, c + i);
-  for (; i < n; i++) c[i] = ws[i] * xs[i];
+  for (; i + L <= n; i += L) hn::StoreU(hn::Mul(hn::PromoteTo(d, hn::LoadU(dh, wh + i)), hn::LoadU(d, xs + i)), d, c + i);
+  for (; i < n; i++) c[i] = f16_to_f32(ws[i]) * xs[i];
 }
 
 // One q8 row against one quantised x row, blocks in chunks of kChunk (c = w_scale·xs per chunk).
-HWY_INLINE float q8_row(const int8_t* w, const float* ws, const int16_t* xq, const float* xs, int64_t nb) {
+HWY_INLINE float q8_row(const int8_t* w, const uint16_t* ws, const int16_t* xq, const float* xs, int64_t nb) {
   const DF d;
   constexpr int64_t kChunk = 64;
   HWY_ALIGN float c[kChunk];
@@ -234,7 +236,7 @@ HWY_INLINE void sum4(hn::Vec<DF> r0, hn::Vec<DF> r1, hn::Vec<DF> r2, hn::Vec<DF>
 // Short rows (mamba-130m's 768 values: 24 blocks) spent about a quarter of their time on these
 // per-row steps when each row did them alone.
 constexpr int64_t kMaxNb4 = 64;
-HWY_INLINE void q8_rows4(const int8_t* w, const float* ws, const int16_t* xq, const float* xs4, int64_t nb,
+HWY_INLINE void q8_rows4(const int8_t* w, const uint16_t* ws, const int16_t* xq, const float* xs4, int64_t nb,
                          float* out) {
   HWY_ALIGN float c[4 * kMaxNb4];
   scale_products(ws, xs4, 4 * nb, c);

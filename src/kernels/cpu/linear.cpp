@@ -145,8 +145,11 @@ void linear(const LinearParams& p) {
         parallel_for(nn, 8, [&](int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; r++) {
             float* row = bp + r * p.K;
-            const float* sc = p.w_scale + (n0 + r) * nb;
-            for (int64_t k = 0; k < p.K; k++) row[k] *= sc[k / kQ8Block];
+            const uint16_t* sc = p.w_scale + (n0 + r) * nb;
+            for (int64_t b = 0; b < nb; b++) {
+              const float s = f16_to_f32(sc[b]);
+              for (int64_t k = b * kQ8Block; k < (b + 1) * kQ8Block; k++) row[k] *= s;
+            }
           }
         });
       }

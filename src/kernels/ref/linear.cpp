@@ -16,8 +16,9 @@ void linear(const LinearParams& p) {
       const void* w = static_cast<const char*>(p.w) + size_t(n * p.K) * es;
       double acc = p.bias ? p.bias[n] : 0.0;
       if (p.w_dtype == DType::I8) {
-        const float* sc = p.w_scale + n * (p.K / kQ8Block);
-        for (int64_t k = 0; k < p.K; k++) acc += double(x[k]) * (double(load_elem(w, p.w_dtype, k)) * sc[k / kQ8Block]);
+        const uint16_t* sc = p.w_scale + n * (p.K / kQ8Block);
+        for (int64_t k = 0; k < p.K; k++)
+          acc += double(x[k]) * (double(load_elem(w, p.w_dtype, k)) * f16_to_f32(sc[k / kQ8Block]));
       } else {
         for (int64_t k = 0; k < p.K; k++) acc += double(x[k]) * load_elem(w, p.w_dtype, k);
       }
@@ -60,7 +61,7 @@ void linear_q8_x16(const LinearParams& p) {
       for (int64_t b = 0; b < nb; b++) {
         int64_t isum = 0;
         for (int64_t j = 0; j < kQ8Block; j++) isum += int64_t(w[b * kQ8Block + j]) * xq[size_t(b * kQ8Block + j)];
-        acc += double(p.w_scale[n * nb + b] * xs[size_t(b)]) * double(isum);  // the scale product in f32, as the kernel
+        acc += double(f16_to_f32(p.w_scale[n * nb + b]) * xs[size_t(b)]) * double(isum);  // the scale product in f32, as the kernel
       }
       p.y[m * p.y_stride + n] = float(acc);
     }
