@@ -9,8 +9,9 @@ prefill of --prompt tokens (tok/s, one sequence). Peers that are missing are ski
   python3 scripts/bench_peers_gpu.py --ssm build-gpu/bin/ssm --shapes mamba-2.8b,mamba2-2.7b \
       --prompts 2048,8192 --batches 1,64
 mamba_ssm is imported from --mamba-ssm-path (a source checkout; its Triton kernels need no build;
-Mamba-1 prefill needs its compiled selective_scan_cuda extension and is reported as missing without
-it). Each peer runs in its own process: transformers picks up mamba_ssm's kernels when it can import
+its Mamba-1 path needs the compiled selective_scan_cuda extension and is reported as missing without
+it: scripts/build_mamba_ssm_scan.py builds the forward bf16 part of it from the same checkout, and
+--scan-ext DIR puts that build on the mamba_ssm peer's import path). Each peer runs in its own process: transformers picks up mamba_ssm's kernels when it can import
 them, and we want it measured as shipped (without them).
 """
 import argparse
@@ -169,11 +170,13 @@ def bench_ssm(binary, shape, prompts, gen, batches, reps, state="f32"):
     return r
 
 
-def run_child(peer, shape, a, mamba_path):
+def run_child(peer, shape, a, mamba_path, scan_ext=None):
     cmd = [sys.executable, __file__, "--child", peer, "--child-shape", shape, "--prompts", a.prompts, "--gen",
            str(a.gen), "--batches", a.batches, "--reps", str(a.reps)]
     if mamba_path:
         cmd += ["--mamba-ssm-path", mamba_path]
+    if scan_ext:
+        cmd += ["--scan-ext", scan_ext]
     out = subprocess.run(cmd, capture_output=True, text=True)
     sys.stderr.write(out.stderr[-3000:])
     for line in out.stdout.splitlines():
@@ -195,6 +198,7 @@ def main():
     ap.add_argument("--ssm-state", default="f32",
                     help="ssm's state storage, f32 or bf16 (mamba_ssm keeps its states in the model dtype, bf16 here)")
     ap.add_argument("--mamba-ssm-path", help="directory holding the mamba_ssm package (source checkout)")
+    ap.add_argument("--scan-ext", help="directory holding a selective_scan_cuda build (scripts/build_mamba_ssm_scan.py)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-shape", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -210,6 +214,8 @@ def main():
     if a.child:  # one peer, one shape, in this process; prints its results as JSON
         if a.mamba_ssm_path:
             sys.path.insert(0, a.mamba_ssm_path)
+        if a.scan_ext:
+            sys.path.insert(0, a.scan_ext)
         fn = bench_hf if a.child == "transformers" else bench_mamba_ssm
         print("RESULT " + json.dumps(fn(a.child_shape, prompts, a.gen, batches, a.reps)), flush=True)
         return
@@ -227,7 +233,7 @@ def main():
             sys.exit(f"unknown shape {shape}; known: {', '.join(SHAPES)}")
         res = {"ssm": bench_ssm(a.ssm, shape, prompts, a.gen, batches, a.reps, a.ssm_state),
                "transformers": run_child("transformers", shape, a, None),
-               "mamba_ssm": run_child("mamba_ssm", shape, a, a.mamba_ssm_path)}
+               "mamba_ssm": run_child("mamba_ssm", shape, a, a.mamba_ssm_path, a.scan_ext)}
         rows.append((shape, res))
         note(f"partial {shape}: {json.dumps(res)}")  # survives a run cut short before the table
     clocks = subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem",
