@@ -22,7 +22,7 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-Checkpoint Checkpoint::open(const std::string& dir) {
+Checkpoint Checkpoint::open(const std::string& dir, bool resident) {
   Checkpoint c;
   c.dir_ = dir;
   if (!fs::is_directory(dir)) throw Error(dir + ": not a directory (expected a model directory with config.json and *.safetensors)");
@@ -58,7 +58,7 @@ Checkpoint Checkpoint::open(const std::string& dir) {
   for (const std::string& s : shard_names) {
     fs::path p = fs::path(dir) / s;
     if (!fs::exists(p)) throw Error(index.string() + ": lists shard '" + s + "', which does not exist in " + dir);
-    c.files_.push_back(SafetensorsFile::open(p.string()));
+    c.files_.push_back(SafetensorsFile::open(p.string(), resident));
     size_t fi = c.files_.size() - 1;
     for (const auto& [name, ti] : c.files_.back()->header().tensors) {
       if (c.where_.count(name))

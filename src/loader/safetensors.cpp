@@ -107,7 +107,37 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
   return out;
 }
 
-std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+namespace {
+
+// The whole file in anonymous memory (2 MiB-aligned, advised for huge pages), read with pread.
+std::shared_ptr<void> read_resident(int fd, size_t size, const std::string& path) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t len = (size + kHuge - 1) / kHuge * kHuge;
+  // Over-map by one huge page so the start can be aligned to it; the slack is unmapped again.
+  void* raw = mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw Error(path + ": cannot allocate " + std::to_string(size >> 20) + " MiB for its weights (" + std::strerror(errno) + ")");
+  const uintptr_t r = reinterpret_cast<uintptr_t>(raw), a = (r + kHuge - 1) / kHuge * kHuge;
+  if (a > r) munmap(raw, a - r);
+  if (r + kHuge > a) munmap(reinterpret_cast<void*>(a + len), r + kHuge - a);
+  void* m = reinterpret_cast<void*>(a);
+#ifdef MADV_HUGEPAGE
+  madvise(m, len, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KiB
+#endif
+  std::shared_ptr<void> keep(m, [len](void* p) { munmap(p, len); });
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = pread(fd, static_cast<char*>(m) + done, std::min<size_t>(size - done, size_t(64) << 20), off_t(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(path + ": read failed at byte " + std::to_string(done) + " of " + std::to_string(size) + " (" +
+                            (n < 0 ? std::strerror(errno) : "file shrank while reading") + ")");
+    done += size_t(n);
+  }
+  return keep;
+}
+
+}  // namespace
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, bool resident) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
   struct stat st {};
@@ -116,22 +146,28 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     throw Error(path + ": not a regular file");
   }
   size_t size = size_t(st.st_size);
-  void* m = nullptr;
-  if (size > 0) {
-    m = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  std::shared_ptr<void> keep;
+  if (size > 0 && resident) {
+    try {
+      keep = read_resident(fd, size, path);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  } else if (size > 0) {
+    void* m = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED) {
       ::close(fd);
       throw Error(path + ": mmap failed (" + std::strerror(errno) + ")");
     }
+    keep = std::shared_ptr<void>(m, [size](void* p) { munmap(p, size); });
   }
   ::close(fd);
   std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
-  f->map_ = static_cast<const uint8_t*>(m);
+  f->map_ = static_cast<const uint8_t*>(keep.get());
   f->size_ = size;
-  f->keepalive_ = std::shared_ptr<void>(m, [size](void* p) {
-    if (p) munmap(p, size);
-  });
+  f->keepalive_ = keep;
   static const uint8_t empty[1] = {0};
   f->header_ = parse_safetensors(size ? f->map_ : empty, size, path);
   return f;

@@ -172,6 +172,26 @@ TEST_P(Fixture, Q8ConversionStaysCloseToTransformers) {
   fs::remove_all(out);
 }
 
+// LoadOptions::weight_memory: the weights mmapped or read into huge-page memory are the same bytes,
+// so the logits are bit-identical; an unknown value is an error naming the choices.
+TEST(Loader, ResidentAndMappedWeightsGiveTheSameLogits) {
+  const std::string dir = std::string(SSM_FIXTURE_DIR) + "/mamba2_groups";
+  auto seqs = read_ids(dir + "/ids.txt");
+  const int64_t Lmax = read_npy(dir + "/logits.npy").shape[1];
+  LoadOptions o;
+  o.weight_memory = "mmap";
+  auto mapped = run(*Model::load(dir, o), seqs, Lmax, 0);
+  o.weight_memory = "resident";
+  EXPECT_EQ(max_abs_diff(run(*Model::load(dir, o), seqs, Lmax, 0), mapped), 0.f);
+  o.weight_memory = "hugepages";
+  try {
+    Model::load(dir, o);
+    ADD_FAILURE() << "unknown weight_memory accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("auto, mmap, resident"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Convert, BadArgumentsAreErrors) {
   const std::string dir = std::string(SSM_FIXTURE_DIR) + "/mamba2_groups";
   EXPECT_THROW(convert_checkpoint(dir, "q4", "/tmp/ssm_never_written"), Error);

@@ -75,13 +75,15 @@ TEST(Safetensors, WriteReadRoundTrip) {
   std::string dir = test::temp_dir("st");
   float v[6] = {1, 2, 3, 4, 5, 6};
   write_safetensors(dir + "/m.safetensors", {{"x", Tensor::from_f32(v, DType::F32, {2, 3})}, {"y", Tensor::from_f32(v, DType::BF16, {6})}});
-  auto f = SafetensorsFile::open(dir + "/m.safetensors");
-  Tensor x = f->get("x");
-  EXPECT_EQ(x.shape(), (Shape{2, 3}));
-  EXPECT_FLOAT_EQ(x.f32()[5], 6.f);
-  Tensor y = f->get("y").to_f32();
-  EXPECT_FLOAT_EQ(y.f32()[2], 3.f);
-  EXPECT_THROW(f->get("nope"), Error);
+  for (bool resident : {false, true}) {  // mmapped, and read into (huge-page) anonymous memory
+    auto f = SafetensorsFile::open(dir + "/m.safetensors", resident);
+    Tensor x = f->get("x");
+    EXPECT_EQ(x.shape(), (Shape{2, 3}));
+    EXPECT_FLOAT_EQ(x.f32()[5], 6.f);
+    Tensor y = f->get("y").to_f32();
+    EXPECT_FLOAT_EQ(y.f32()[2], 3.f);
+    EXPECT_THROW(f->get("nope"), Error);
+  }
 }
 
 TEST(Safetensors, TruncatedFileOnDisk) {
@@ -89,12 +91,14 @@ TEST(Safetensors, TruncatedFileOnDisk) {
   float v[64] = {};
   write_safetensors(dir + "/m.safetensors", {{"x", Tensor::from_f32(v, DType::F32, {64})}});
   std::filesystem::resize_file(dir + "/m.safetensors", std::filesystem::file_size(dir + "/m.safetensors") - 10);
-  try {
-    SafetensorsFile::open(dir + "/m.safetensors");
-    FAIL() << "truncated file accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("m.safetensors"), std::string::npos);
-    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  for (bool resident : {false, true}) {
+    try {
+      SafetensorsFile::open(dir + "/m.safetensors", resident);
+      FAIL() << "truncated file accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("m.safetensors"), std::string::npos);
+      EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+    }
   }
 }
 

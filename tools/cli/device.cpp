@@ -8,6 +8,10 @@ void add_device_options(CLI::App* sub, DeviceOpts& o) {
   sub->add_option("--dtype", o.dtype, "Weights on the GPU: auto (bf16), bf16, f16, f32")->capture_default_str();
   sub->add_option("--state-dtype", o.state_dtype, "Recurrent state: f32, or bf16 on the GPU (half the state memory and traffic)")
       ->capture_default_str();
+  sub->add_option("--weight-memory", o.weight_memory,
+                  "CPU weights: auto (resident when they fit in half the free memory), mmap, or resident (read into huge pages)")
+      ->check(CLI::IsMember({"auto", "mmap", "resident"}))
+      ->capture_default_str();
 }
 
 LoadOptions load_options(const DeviceOpts& o) {
@@ -15,6 +19,7 @@ LoadOptions load_options(const DeviceOpts& o) {
   l.device = o.device;
   l.dtype = o.dtype;
   l.state_dtype = o.state_dtype;
+  l.weight_memory = o.weight_memory;
   return l;
 }
 
