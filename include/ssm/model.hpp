@@ -26,12 +26,11 @@ struct LoadOptions {
   std::string dtype = "auto";       // weights on the GPU: auto (= bf16), bf16, f16, f32. CPU: checkpoint dtype
   std::string state_dtype = "f32";  // recurrent state storage: f32, or bf16 on CUDA (math stays f32)
   int64_t max_batch = 64;           // GPU: most live States (device state slots) at once
-  // How a CPU model holds its weight files: "mmap" (page cache, 4 KiB pages), "resident" (read into
-  // anonymous memory advised for transparent huge pages: faster weight streaming at decode), or
-  // "auto": resident for float (f32/f16/bf16) checkpoints on the CPU when the files take at most half
-  // of the available memory, else mmap (q8 checkpoints measured slower resident; GPU models' weights
-  // live on the device).
-  std::string weight_memory = "auto";
+  // How the weight files are held: "mmap" (page cache, 4 KiB pages; the default) or "resident" (read
+  // whole into anonymous memory advised for transparent huge pages). On the project's 2-core VM,
+  // resident CPU decode measured from +22% to -23% against mmap in different rounds (docs/cpu.md),
+  // so it is an option to try, not the default.
+  std::string weight_memory = "mmap";
 };
 
 struct State {

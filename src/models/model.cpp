@@ -7,8 +7,6 @@
 #include <map>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "layers/layer.hpp"
 #include "models/lm.hpp"
@@ -203,27 +201,11 @@ std::unique_ptr<Model> Model::load(const std::string& dir) { return load(dir, Lo
 
 namespace {
 
-// LoadOptions::weight_memory: whether to read the weight files into huge-page memory. "auto" does
-// for float checkpoints on the CPU (interleaved A/B on the 2-core VM, decode, medians: mamba-130m
-// f32 +22%, f16 +14%, mamba-1.4b f16 +13.5%) but not for q8 ones (mamba-1.4b 8-bit -14% and -16%
-// in two rounds, mamba-130m 8-bit +1%; not understood, so q8 keeps the mapping).
-bool resident_weights(const std::string& dir, const LoadOptions& opt, bool q8) {
-  namespace fs = std::filesystem;
+// LoadOptions::weight_memory: whether to read the weight files into huge-page memory.
+bool resident_weights(const LoadOptions& opt) {
   if (opt.weight_memory == "mmap") return false;
   if (opt.weight_memory == "resident") return true;
-  if (opt.weight_memory != "auto")
-    throw Error("weight_memory '" + opt.weight_memory + "' is not one of auto, mmap, resident");
-  if (opt.device != "cpu" || q8) return false;
-  uint64_t files = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_regular_file(ec) && e.path().extension() == ".safetensors") files += e.file_size(ec);
-  std::ifstream mi("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  while (mi >> key >> kb)
-    if (key == "MemAvailable:") return files <= kb * 1024 / 2;
-  return false;  // unknown: keep the page cache's mapping
+  throw Error("weight_memory '" + opt.weight_memory + "' is not one of mmap, resident");
 }
 
 }  // namespace
@@ -234,9 +216,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   if (!fs::exists(cfg_path)) throw Error(dir + ": no config.json (expected a Hugging Face model directory)");
   const std::string cfg_text = read_text_file(cfg_path);
   ModelConfig cfg = parse_model_config(cfg_text, cfg_path);
-  const nlohmann::json j = nlohmann::json::parse(cfg_text, nullptr, false);
-  const bool q8 = j.is_object() && j.contains("ssm_quantization");
-  Checkpoint ck = Checkpoint::open(dir, resident_weights(dir, opt, q8));
+  Checkpoint ck = Checkpoint::open(dir, resident_weights(opt));
   return make_model(std::move(cfg), std::move(ck), dir, opt);
 }
 

@@ -9,8 +9,8 @@ void add_device_options(CLI::App* sub, DeviceOpts& o) {
   sub->add_option("--state-dtype", o.state_dtype, "Recurrent state: f32, or bf16 on the GPU (half the state memory and traffic)")
       ->capture_default_str();
   sub->add_option("--weight-memory", o.weight_memory,
-                  "CPU weights: auto (resident when they fit in half the free memory), mmap, or resident (read into huge pages)")
-      ->check(CLI::IsMember({"auto", "mmap", "resident"}))
+                  "Weight files: mmap (page cache), or resident (read whole into memory advised for huge pages)")
+      ->check(CLI::IsMember({"mmap", "resident"}))
       ->capture_default_str();
 }
 
