@@ -2,8 +2,9 @@
 // one large array (integer adds, so the compiler vectorises without fast-math); the best of several
 // passes is reported as GB/s (1e9 bytes). This is the bound for decode speed: one token reads
 // every weight once, so tokens/s <= bandwidth / weight bytes. The array is anonymous memory advised
-// for transparent huge pages, as ssm holds float CPU weights (LoadOptions::weight_memory); with
-// STREAM_4K=1 it is left to 4 KiB pages (on the 2-core VM: ~30-35 GB/s against ~40-44).
+// for transparent huge pages (the fastest reads this machine gives; ssm's `--weight-memory resident`
+// holds weights the same way); with STREAM_4K=1 it is left to 4 KiB pages (on the 2-core VM:
+// ~30-35 GB/s against ~40-44).
 //
 //   c++ -O3 -march=native -std=c++20 -pthread bench/stream_read.cpp -o stream_read
 //   ./stream_read [threads=2] [MiB=1024] [passes=10]
