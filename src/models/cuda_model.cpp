@@ -554,18 +554,18 @@ class CudaLM final : public Model {
           kc::causal_conv1d_step(cp, stream_);
           linear(l.x_proj, b.xc, M, E, dbc, RN);
         }
-        // Batches > 8 with d_state <= 16: the rows kernel (dt_proj and the norms inside, y in the
-        // out_proj weight dtype).
-        if (big && kc::mamba1_step_rows_ok(N, R) && l.out_proj.t != DType::F32) {
+        // Batches > 8 with d_state <= 16: mamba1_step takes the rows kernel (dt_proj and the norms
+        // inside), which can write y in out_proj's weight dtype. Otherwise dt_proj runs as a GEMM
+        // first and the batched lane-group kernel follows (the fused kernel took 79-110 us per layer
+        // at batch 64 on mamba-2.8b, ncu).
+        const bool rows = M > kc::Blas::kGemvMaxM && kc::mamba1_step_rows_ok(N, R);
+        if (rows && big && l.out_proj.t != DType::F32) {
           sp.y_half = b.yh, sp.y_half_dtype = l.out_proj.t;
           kc::mamba1_step(sp, stream_);
           linear_h(l.out_proj, b.yh, M, E, b.h, D, true);
           continue;
         }
-        if (M > kc::Blas::kGemvMaxM && !kc::mamba1_step_rows_ok(N, R)) {
-          // Larger batches: dt_proj as a GEMM, then the batched step kernel (no block barrier, four
-          // sequences per thread); the fused step kernel took 79-110 us per layer at batch 64 on
-          // mamba-2.8b (ncu), most of the decode step.
+        if (M > kc::Blas::kGemvMaxM && !rows) {
           if (c_.bcdt_rms) {
             bcdt_norms(dbc, M);
             sp.bcdt_rms = false;

@@ -28,6 +28,7 @@ __device__ __forceinline__ float load_w(const void* w, DType t, int64_t i) {
 template <class T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
 
 __device__ __forceinline__ float softplus_d(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 __device__ __forceinline__ float silu_d(float x) { return x / (1.f + expf(-x)); }
@@ -98,6 +99,28 @@ template <> struct Vec<__half> {
       float2 f = __half22float2(h[i]);
       o[2 * i] = f.x, o[2 * i + 1] = f.y;
     }
+  }
+};
+
+// Four adjacent elements of an f32 (16-byte access) or bf16 (8-byte access) array as a float4;
+// the address must be aligned to the access. bf16 stores round to nearest even.
+template <class ST> struct Pack4;
+template <> struct Pack4<float> {
+  __device__ static float4 ld(const float* p) { return *reinterpret_cast<const float4*>(p); }
+  __device__ static void st(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+};
+template <> struct Pack4<__nv_bfloat16> {
+  __device__ static float4 ld(const __nv_bfloat16* p) {
+    const uint2 r = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+  }
+  __device__ static void st(__nv_bfloat16* p, float4 v) {
+    uint2 r;
+    *reinterpret_cast<__nv_bfloat162*>(&r.x) = __floats2bfloat162_rn(v.x, v.y);
+    *reinterpret_cast<__nv_bfloat162*>(&r.y) = __floats2bfloat162_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(p) = r;
   }
 };
 

@@ -90,26 +90,7 @@ __global__ void conv_step_kernel(ConvStepParams p) {
 
 // Four adjacent channels per thread (C, the strides and the pointers 16-byte compatible, checked by
 // the launcher): grid (ceil(C / 4 / 256), B), so no division, 16-byte loads of x, taps and bias, and
-// 16- (f32) or 8-byte (bf16) window loads and stores. Same arithmetic as conv_step_one.
-template <class ST> struct Quad;
-template <> struct Quad<float> {
-  __device__ static float4 ld(const float* p) { return *reinterpret_cast<const float4*>(p); }
-  __device__ static void st(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
-};
-template <> struct Quad<__nv_bfloat16> {
-  __device__ static float4 ld(const __nv_bfloat16* p) {
-    const uint2 r = *reinterpret_cast<const uint2*>(p);
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.x));
-    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.y));
-    return make_float4(a.x, a.y, b.x, b.y);
-  }
-  __device__ static void st(__nv_bfloat16* p, float4 v) {
-    uint2 r;
-    *reinterpret_cast<__nv_bfloat162*>(&r.x) = __floats2bfloat162_rn(v.x, v.y);
-    *reinterpret_cast<__nv_bfloat162*>(&r.y) = __floats2bfloat162_rn(v.z, v.w);
-    *reinterpret_cast<uint2*>(p) = r;
-  }
-};
+// 16- (f32) or 8-byte (bf16) window loads and stores (Pack4). Same arithmetic as conv_step_one.
 
 constexpr int kConvStepThreads = 256;
 
@@ -134,7 +115,7 @@ __global__ void __launch_bounds__(kConvStepThreads) conv_step4_kernel(ConvStepPa
   ST* st = static_cast<ST*>(p.states) + int64_t(p.slots[b]) * p.slot_stride + c;
   float4 win[K > 1 ? K - 1 : 1];
 #pragma unroll
-  for (int k = 0; k < K - 1; k++) win[k] = Quad<ST>::ld(st + k * p.C);
+  for (int k = 0; k < K - 1; k++) win[k] = Pack4<ST>::ld(st + k * p.C);
   const float4 xn = *reinterpret_cast<const float4*>(p.x + b * p.x_stride + c);
   float o[4];
 #pragma unroll
@@ -146,8 +127,8 @@ __global__ void __launch_bounds__(kConvStepThreads) conv_step4_kernel(ConvStepPa
     o[j] = p.silu ? silu_d(acc) : acc;
   }
 #pragma unroll
-  for (int k = 1; k < K - 1; k++) Quad<ST>::st(st + (k - 1) * p.C, win[k]);
-  if (K > 1) Quad<ST>::st(st + (K - 2) * p.C, xn);
+  for (int k = 1; k < K - 1; k++) Pack4<ST>::st(st + (k - 1) * p.C, win[k]);
+  if (K > 1) Pack4<ST>::st(st + (K - 2) * p.C, xn);
   *reinterpret_cast<float4*>(p.y + b * p.y_stride + c) = make_float4(o[0], o[1], o[2], o[3]);
   if (p.y_half)
     for (int j = 0; j < 4; j++) st_half(p.y_half, p.y_half_dtype, b * p.y_half_stride + c + j, o[j]);

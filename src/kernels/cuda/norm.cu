@@ -10,9 +10,6 @@
 namespace ssm::kernels::cuda {
 namespace {
 
-template <class OT> __device__ __forceinline__ OT from_half(float v);
-template <> __device__ __forceinline__ __nv_bfloat16 from_half<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ __half from_half<__half>(float v) { return __float2half_rn(v); }
 
 template <class WT>
 __global__ void embed_kernel(const int32_t* ids, const WT* table, int64_t D, float* h) {
@@ -26,51 +23,23 @@ __global__ void embed_kernel(const int32_t* ids, const WT* table, int64_t D, flo
 template <class OT>
 __global__ void rms_norm_kernel(RmsNormParams p, bool gate_only, OT* yh) {
   __shared__ float tmp[32];
-  constexpr int kKeep = 8;  // x·silu(g) values a thread keeps in registers between the sum and the output
   const int64_t m = blockIdx.x, g0 = int64_t(blockIdx.y) * p.group;
   const float* x = p.x + m * p.x_stride;
   const float* g = p.gate ? p.gate + m * p.gate_stride : nullptr;
-  const bool keep = p.group <= int64_t(kKeep) * blockDim.x;  // uniform over the block
-  float kept[kKeep];
   float ss = 0.f;
-  if (keep) {
-#pragma unroll
-    for (int j = 0; j < kKeep; j++) {
-      const int64_t d = g0 + threadIdx.x + int64_t(j) * blockDim.x;
-      float v = 0.f;
-      if (d < g0 + p.group) {
-        v = x[d];
-        if (g && !p.norm_before_gate) v *= silu_d(g[d]);
-      }
-      kept[j] = v;
-      ss += v * v;
-    }
-  } else {
-    for (int64_t d = g0 + threadIdx.x; d < g0 + p.group; d += blockDim.x) {
-      float v = x[d];
-      if (g && !p.norm_before_gate) v *= silu_d(g[d]);
-      ss += v * v;
-    }
+  for (int64_t d = g0 + threadIdx.x; d < g0 + p.group; d += blockDim.x) {
+    float v = x[d];
+    if (g && !p.norm_before_gate) v *= silu_d(g[d]);
+    ss += v * v;
   }
   const float r = gate_only ? 1.f : rsqrtf(block_sum(ss, tmp) / float(p.group) + p.eps);
-  auto out = [&](int64_t d, float v) {
+  for (int64_t d = g0 + threadIdx.x; d < g0 + p.group; d += blockDim.x) {
+    float v = x[d];
+    if (g && !p.norm_before_gate) v *= silu_d(g[d]);
     float o = v * r * (p.w && !gate_only ? p.w[d] : 1.f);
     if (g && p.norm_before_gate) o *= silu_d(g[d]);
     if constexpr (std::is_same_v<OT, float>) p.y[m * p.y_stride + d] = o;
-    else yh[m * p.y_stride + d] = from_half<OT>(o);
-  };
-  if (keep) {
-#pragma unroll
-    for (int j = 0; j < kKeep; j++) {
-      const int64_t d = g0 + threadIdx.x + int64_t(j) * blockDim.x;
-      if (d < g0 + p.group) out(d, kept[j]);
-    }
-  } else {
-    for (int64_t d = g0 + threadIdx.x; d < g0 + p.group; d += blockDim.x) {
-      float v = x[d];
-      if (g && !p.norm_before_gate) v *= silu_d(g[d]);
-      out(d, v);
-    }
+    else yh[m * p.y_stride + d] = from_f<OT>(o);
   }
 }
 
@@ -87,8 +56,7 @@ __global__ void to_half_kernel(const float* x, int64_t K, int64_t x_stride, cons
   }
   for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
     float v = xr[k] * (nw ? r * nw[k] : 1.f);
-    if constexpr (sizeof(OT) == 2 && std::is_same_v<OT, __half>) y[m * K + k] = __float2half_rn(v);
-    else y[m * K + k] = __float2bfloat16_rn(v);
+    y[m * K + k] = from_f<OT>(v);
   }
 }
 

@@ -553,6 +553,25 @@ template <> struct StateRow<__nv_bfloat16> {
 };
 
 __host__ __device__ constexpr int64_t rows_w_stride(int64_t R) { return R | 1; }
+
+// Block-wide copy of n floats into shared memory, element i from load(i) to dst[at(i)]: each thread
+// issues 8 loads before its first store, so the block waits on memory once per 8 rounds.
+template <class Load, class At>
+__device__ __forceinline__ void stage_batched(int n, float* dst, Load load, At at) {
+  for (int base = 0; base < n; base += 8 * kRowThreads) {
+    float v[8];
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+      const int i = base + threadIdx.x + u * kRowThreads;
+      v[u] = i < n ? load(i) : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < 8; u++) {
+      const int i = base + threadIdx.x + u * kRowThreads;
+      if (i < n) dst[at(i)] = v[u];
+    }
+  }
+}
 size_t rows_smem_bytes(int64_t R, int64_t N, int SB) {
   return size_t(kRowLanes * rows_w_stride(R) + int64_t(kRowWarps) * SB * (R + 2 * N)) * sizeof(float);
 }
@@ -591,19 +610,8 @@ __global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1Ste
           for (int j = 0; j < V; j++) dtw[((i * V + j) / R) * RS + (i * V + j) % R] = f[j];
         }
       }
-    } else
-    for (int base = 0; base < n; base += 8 * kRowThreads) {
-      float v[8];
-#pragma unroll
-      for (int u = 0; u < 8; u++) {
-        const int i = base + threadIdx.x + u * kRowThreads;
-        v[u] = i < n ? to_f(w[i]) : 0.f;
-      }
-#pragma unroll
-      for (int u = 0; u < 8; u++) {
-        const int i = base + threadIdx.x + u * kRowThreads;
-        if (i < n) dtw[(i / R) * RS + i % R] = v[u];
-      }
+    } else {
+      stage_batched(n, dtw, [&](int i) { return to_f(w[i]); }, [&](int i) { return (i / R) * RS + i % R; });
     }
   }
   const bool active = e < p.E;
@@ -613,19 +621,7 @@ __global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1Ste
   const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
   pdl_trigger();
   pdl_wait();
-  for (int base = 0; base < nbb * RN; base += 8 * kRowThreads) {  // loads in batches of 8, then the stores
-    float v[8];
-#pragma unroll
-    for (int u = 0; u < 8; u++) {
-      const int i = base + threadIdx.x + u * kRowThreads;
-      v[u] = i < nbb * RN ? p.dbc[(bb + i / RN) * p.dbc_stride + i % RN] : 0.f;
-    }
-#pragma unroll
-    for (int u = 0; u < 8; u++) {
-      const int i = base + threadIdx.x + u * kRowThreads;
-      if (i < nbb * RN) rows[i] = v[u];
-    }
-  }
+  stage_batched(nbb * RN, rows, [&](int i) { return p.dbc[(bb + i / RN) * p.dbc_stride + i % RN]; }, [](int i) { return i; });
   // This warp's sequences: states and inputs loaded before the barrier, so their latency overlaps the
   // row staging and the norms.
   const int64_t b0 = bb + int64_t(warp) * SB;
@@ -857,14 +853,20 @@ void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t ch
   SSM_CUDA_LAUNCH_CHECK("selective_scan");
 }
 
+// Shapes the rows kernel serves: every state in registers, the shared memory of the largest
+// sequences-per-warp setting within 160 KiB.
+static bool rows_shape_ok(int64_t N, int64_t R) {
+  return N >= 1 && N <= kRowMaxN && R >= 1 && rows_smem_bytes(R, N, 8) <= 160 * 1024;
+}
+
 bool mamba1_step_rows_ok(int64_t N, int64_t R) {
   static const bool old = [] { const char* e = std::getenv("SSM_CUDA_M1_STEP"); return e && std::string(e) == "gemm"; }();
-  return !old && N >= 1 && N <= kRowMaxN && R >= 1 && rows_smem_bytes(R, N, 8) <= 160 * 1024;
+  return !old && rows_shape_ok(N, R);
 }
 
 void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
-  if (p.N < 1 || p.N > kRowMaxN || p.R < 1 || rows_smem_bytes(p.R, p.N, 8) > 160 * 1024)
+  if (!rows_shape_ok(p.N, p.R))
     throw Error("mamba1_step_rows: needs 1 <= d_state <= 16 and a dt_rank of at most ~2,400 (internal)");
   if (p.delta) throw Error("mamba1_step_rows: dt_proj is computed inside; no precomputed delta (internal)");
   auto by_state = [&](auto wt) {
@@ -881,9 +883,8 @@ void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
 
 void mamba1_step(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
-  if (p.y_half && !(p.B > kStepSeqs && !p.delta && mamba1_step_rows_ok(p.N, p.R)))
-    throw Error("mamba1_step: a half-precision y needs the rows kernel (internal)");
   if (!p.delta && p.B > kStepSeqs && mamba1_step_rows_ok(p.N, p.R)) return mamba1_step_rows(p, s);
+  if (p.y_half) throw Error("mamba1_step: a half-precision y needs the rows kernel (internal)");
   const int gs = group_size(p.N);
   const int64_t spl = (p.N + gs - 1) / gs;
   if (p.delta) {

@@ -310,27 +310,13 @@ template <> struct StatePack<__nv_bfloat16, 2> {
   }
 };
 
-template <> struct StatePack<float, 4> {  // 16-byte loads
+template <class ST> struct StatePack<ST, 4> {  // four states: 16-byte f32 / 8-byte bf16 accesses
   __device__ static void ld(const void* s, int64_t i, float* v) {
-    const float4 f = *reinterpret_cast<const float4*>(static_cast<const float*>(s) + i);
+    const float4 f = Pack4<ST>::ld(static_cast<const ST*>(s) + i);
     v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
   }
   __device__ static void st(void* s, int64_t i, const float* v) {
-    *reinterpret_cast<float4*>(static_cast<float*>(s) + i) = make_float4(v[0], v[1], v[2], v[3]);
-  }
-};
-template <> struct StatePack<__nv_bfloat16, 4> {  // 8-byte loads
-  __device__ static void ld(const void* s, int64_t i, float* v) {
-    const uint2 r = *reinterpret_cast<const uint2*>(static_cast<const __nv_bfloat16*>(s) + i);
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.x));
-    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.y));
-    v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
-  }
-  __device__ static void st(void* s, int64_t i, const float* v) {
-    uint2 r;
-    *reinterpret_cast<__nv_bfloat162*>(&r.x) = __floats2bfloat162_rn(v[0], v[1]);
-    *reinterpret_cast<__nv_bfloat162*>(&r.y) = __floats2bfloat162_rn(v[2], v[3]);
-    *reinterpret_cast<uint2*>(static_cast<__nv_bfloat16*>(s) + i) = r;
+    Pack4<ST>::st(static_cast<ST*>(s) + i, make_float4(v[0], v[1], v[2], v[3]));
   }
 };
 
@@ -477,15 +463,14 @@ void ssd_step(const SsdStepParams& p, cudaStream_t s) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(p.states);
   const int cap = ssd_step_pack();
   const bool quads = cap >= 4 && p.N % 4 == 0 && p.slot_stride % 4 == 0 && (base & (p.state_bf16 ? 7 : 15)) == 0;
-  // 8 rows per warp for large batches measured slower with one state per lane access (mamba2-2.7b
-  // b64 5,563 -> 5,145 tok/s); SSM_CUDA_SSD_RPW=8 takes it for the quad accesses (measurement switch).
-  static const bool rpw8 = [] { const char* e = std::getenv("SSM_CUDA_SSD_RPW"); return e && std::atoi(e) == 8; }();
+  // 4 rows per warp: 8 measured slower (mamba2-2.7b b64: 5,563 -> 5,145 tok/s with one state per
+  // access; 9,150 -> 8,922 with four, bf16 states).
   if (!p.state_bf16) {
-    if (quads) return rpw8 ? launch_ssd_step<8, float, 4>(p, s) : launch_ssd_step<4, float, 4>(p, s);
+    if (quads) return launch_ssd_step<4, float, 4>(p, s);
     return launch_ssd_step<4, float, 1>(p, s);
   }
   const bool pairs = cap >= 2 && p.N % 2 == 0 && p.slot_stride % 2 == 0 && (base & 3) == 0;
-  if (quads) rpw8 ? launch_ssd_step<8, __nv_bfloat16, 4>(p, s) : launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
+  if (quads) launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
   else if (pairs) launch_ssd_step<4, __nv_bfloat16, 2>(p, s);
   else launch_ssd_step<4, __nv_bfloat16, 1>(p, s);
 }
