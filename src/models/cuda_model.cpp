@@ -338,7 +338,8 @@ class CudaLM final : public Model {
     b.delta = f(c_.arch == Arch::Mamba1 ? T * E : 1);
     b.y = f(T * E);
     b.scan_ws = f(c_.arch == Arch::Mamba2
-                      ? kc::ssd_workspace_floats(T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size))
+                      ? kc::ssd_workspace_floats(T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size),
+                                                  kc::ssd_math(wt_ != DType::F32))
                       : kc::selective_scan_workspace_floats(T, E, c_.d_state));
     b.logits = f(b.logit_rows * c_.vocab);
     b.ids = static_cast<int32_t*>(arena_.alloc(size_t(T) * 4, what));
@@ -461,7 +462,7 @@ class CudaLM final : public Model {
     kc::causal_conv1d({T, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_);
     kc::ssd_prefill({T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size), b.xc, CC, b.proj + E + CC, W,
                      l.dt_bias, l.A, b.xc + E, CC, b.xc + E + GN, CC, l.D, c_.dt_min, c_.dt_max, st + (K - 1) * CC, b.y, E},
-                    b.scan_ws, stream_, kc::ssd_math());
+                    b.scan_ws, stream_, kc::ssd_math(wt_ != DType::F32), &blas_);
     gate(l, T, b);
     linear(l.out_proj, b.y, T, E, b.h, D, nullptr, true);
   }
@@ -537,6 +538,12 @@ class CudaLM final : public Model {
       const kc::ConvStepParams cp{M, m1 ? E : CC, K, b.proj + (m1 ? 0 : E), W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc,
                                   m1 ? E : CC, sbf_};
       linear(l.in_proj, b.h, M, D, b.proj, W, l.norm_w);
+      if (l2_on_) {  // while the conv / x_proj / step kernels run, bring this layer's later weights into L2
+        kc::L2Ranges r;
+        r.add(l.out_proj.w, bytes_of(l.out_proj));
+        if (m1) r.add(l.x_proj.w, bytes_of(l.x_proj)), r.add(l.dt_proj.w, bytes_of(l.dt_proj));
+        kc::l2_prefetch(r, stream_);
+      }
       // Batches > 8 (cuBLASLt GEMMs): producers write the next GEMM's input in its weight dtype.
       const bool big = M > kc::Blas::kGemvMaxM && b.xh && !fuse_off_;
       if (m1) {
@@ -558,6 +565,7 @@ class CudaLM final : public Model {
         // inside), which can write y in out_proj's weight dtype. Otherwise dt_proj runs as a GEMM
         // first and the batched lane-group kernel follows (the fused kernel took 79-110 us per layer
         // at batch 64 on mamba-2.8b, ncu).
+        prefetch_next(li);
         const bool rows = M > kc::Blas::kGemvMaxM && kc::mamba1_step_rows_ok(N, R);
         if (rows && big && l.out_proj.t != DType::F32) {
           sp.y_half = b.yh, sp.y_half_dtype = l.out_proj.t;
@@ -577,6 +585,7 @@ class CudaLM final : public Model {
         kc::mamba1_step(sp, stream_);
       } else {
         kc::causal_conv1d_step(cp, stream_);
+        prefetch_next(li);
         kc::ssd_step({M, c_.n_heads, c_.head_dim, c_.n_groups, N, b.xc, CC, b.proj + E + CC, W, l.dt_bias, l.A, l.D,
                       b.xc + E, CC, b.xc + E + GN, CC, c_.dt_min, c_.dt_max, slot_ptr(0, l.state_off + (K - 1) * CC), sf_, b.slots,
                       b.y, E, sbf_}, stream_);
@@ -602,6 +611,19 @@ class CudaLM final : public Model {
     linear(lm_head_, b.h, M, D, b.logits, c_.vocab, norm_f_);
   }
 
+  static uint64_t bytes_of(const DMat& m) { return m.w ? uint64_t(m.N) * uint64_t(m.K) * dtype_size(m.t) : 0; }
+
+  // Before a layer's step kernel: the first l2_next_ bytes of the next big product (next layer's
+  // in_proj, or the LM head after the last layer) are brought into L2 while the step and out_proj
+  // run (out_proj's own weights having been prefetched after in_proj).
+  void prefetch_next(size_t li) {
+    if (!l2_on_ || l2_next_ == 0) return;
+    const DMat& m = li + 1 < layers_.size() ? layers_[li + 1].in_proj : lm_head_;
+    kc::L2Ranges r;
+    r.add(m.w, std::min(bytes_of(m), l2_next_));
+    kc::l2_prefetch(r, stream_);
+  }
+
   ModelConfig c_;
   Checkpoint ck_;
   DType wt_ = DType::BF16;
@@ -624,6 +646,13 @@ class CudaLM final : public Model {
   int32_t* host_io_ = nullptr;  // pinned: token ids | slot indices of one decode launch
   std::map<int64_t, cudaGraphExec_t> graphs_;
   const bool fuse_off_ = [] { const char* e = std::getenv("SSM_CUDA_NOFUSE"); return e && *e && *e != '0'; }();
+  // L2 prefetch of weights during decode (kernels/cuda/prefetch.cu): SSM_L2_PREFETCH=0 turns it off,
+  // SSM_L2_NEXT_MB sets how much of the next layer's in_proj is fetched ahead (MiB; 0: none).
+  const bool l2_on_ = [] { const char* e = std::getenv("SSM_L2_PREFETCH"); return !(e && *e == '0'); }();
+  const uint64_t l2_next_ = [] {
+    const char* e = std::getenv("SSM_L2_NEXT_MB");
+    return uint64_t(e && *e ? std::max(0, std::atoi(e)) : 16) << 20;
+  }();
   const bool fuse_xproj_ = [] { const char* e = std::getenv("SSM_CUDA_FUSE_XPROJ"); return e && *e && *e != '0'; }();
 };
 

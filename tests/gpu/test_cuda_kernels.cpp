@@ -412,6 +412,23 @@ TEST(CudaKernels, HalfInputsEqualTheConvertingPath) {
   EXPECT_THROW(blas.linear(a, nullptr), Error);
 }
 
+// The L2 prefetch reads nothing into registers and writes nothing: the data it is pointed at (aligned,
+// unaligned, shorter than 16 bytes, several ranges) is unchanged and the stream reports no error.
+TEST(CudaKernels, L2PrefetchChangesNothing) {
+  SKIP_WITHOUT_GPU();
+  auto v = randn(size_t(3) << 20, 21);
+  DevBuf<float> d(v);
+  kc::L2Ranges r;
+  r.add(d.p, v.size() * 4);
+  r.add(reinterpret_cast<const char*>(d.p) + 4, 1000);  // unaligned: skipped
+  r.add(d.p + 8, 8);                                     // under 16 bytes: skipped
+  r.add(d.p + 1000, 123457);                             // not a multiple of 16: rounded down
+  kc::l2_prefetch(r, nullptr);
+  kc::l2_prefetch(kc::L2Ranges{}, nullptr);  // nothing to do
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(d.host(), v);
+}
+
 struct SsdCase { int64_t L, H, P, G, N, Q; };
 
 class CudaSsd : public ::testing::TestWithParam<SsdCase> {};
@@ -429,17 +446,25 @@ TEST_P(CudaSsd, ChunkedPrefillMatchesRecurrence) {
                        D.data(), 0.f, INFINITY, rst.data(), ref.data(), HP};
   kr::ssd_recurrent(p);
   DevBuf<float> dx(x), ddt(dt), db(bias), dA(A), dB(Bm), dC(Cm), dD(D), ds(st), dy(static_cast<size_t>(L * HP));
-  DevBuf<float> work(static_cast<size_t>(kc::ssd_workspace_floats(L, H, P, G, N, Q)));
+  DevBuf<float> work(static_cast<size_t>(kc::ssd_workspace_floats(L, H, P, G, N, Q, kc::SsdMath::BF16)));
+  kc::Blas blas;
   kernels::SsdParams dp{L, H, P, G, N, Q, dx.p, HP, ddt.p, H, db.p, dA.p, dB.p, GN, dC.p, GN, dD.p, 0.f, INFINITY, ds.p, dy.p, HP};
   // TF32 (the bf16/f16 models' path): operands keep 10 of f32's 23 mantissa bits, so each product
   // carries ~2^-11 relative rounding; summed over hundreds of terms of mixed sign that stays ~1e-3.
+  // BF16 (cuBLASLt batched GEMMs, the bf16/f16 models' default): Δ·x, B, C, the decayed CB and the
+  // entering states are rounded to bf16 (8-bit mantissa, 2^-9 relative each) before f32-accumulated
+  // products; measured ~3-5e-3 of max |y|, bounded at 2e-2. Shapes ssd_bf16_ok rejects run the f32
+  // path and are held to its bound. The final state accumulates in f32 from bf16-rounded operands.
   // F32 runs last: the step check below continues from its state.
-  for (auto [math, tol] : {std::pair{kc::SsdMath::TF32, 3e-3f}, std::pair{kc::SsdMath::F32, 5e-5f}}) {
+  const bool bf16_runs = kc::ssd_bf16_ok(P, N, Q);
+  for (auto [math, tol] : {std::pair{kc::SsdMath::BF16, bf16_runs ? 2e-2f : 5e-5f}, std::pair{kc::SsdMath::TF32, 3e-3f},
+                           std::pair{kc::SsdMath::F32, 5e-5f}}) {
     ds.upload(st);
-    kc::ssd_prefill(dp, work.p, nullptr, math);
+    kc::ssd_prefill(dp, work.p, nullptr, math, &blas);
     const float ey = rel_err(dy.host(), ref), es = rel_err(ds.host(), rst);
+    const char* name = math == kc::SsdMath::TF32 ? "tf32" : math == kc::SsdMath::F32 ? "f32" : bf16_runs ? "bf16" : "bf16->f32";
     std::printf("[ ssd ] L=%lld H=%lld P=%lld N=%lld %s: rel err y %.2g state %.2g\n", (long long)L, (long long)H,
-                (long long)P, (long long)N, math == kc::SsdMath::TF32 ? "tf32" : "f32", ey, es);
+                (long long)P, (long long)N, name, ey, es);
     EXPECT_LT(ey, tol);
     EXPECT_LT(es, tol);
   }
@@ -460,7 +485,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaSsd,
                          ::testing::Values(SsdCase{300, 8, 64, 1, 128, 256},   // mamba2-2.7b head shape, 2 chunks
                                            SsdCase{64, 16, 64, 8, 128, 256},   // Codestral groups
                                            SsdCase{19, 3, 5, 3, 7, 8},         // odd sizes, ragged last chunk
-                                           SsdCase{130, 4, 70, 2, 40, 64}));   // P, N not tile multiples
+                                           SsdCase{130, 4, 70, 2, 40, 64},     // P, N not tile multiples
+                                           SsdCase{200, 6, 32, 2, 16, 64},     // bf16 path: groups, ragged last chunk
+                                           SsdCase{2048, 80, 64, 1, 128, 128}));  // mamba2-2.7b prefill block
 
 TEST(CudaKernels, SamplingMatchesHostRule) {
   SKIP_WITHOUT_GPU();

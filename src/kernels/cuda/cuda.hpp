@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "kernels/params.hpp"
 
@@ -53,6 +54,18 @@ struct LinearArgs {
   const void* x_half = nullptr;
 };
 
+// Row-major strided-batched product on the tensor cores: for each b < batch,
+//   C_b (M, N) = op(A_b) (M, K) · op(B_b) (K, N) + beta · C_b,   X_b = X + b · stride_x,
+// A and B bf16, C f32, f32 accumulation. op(A) is A stored (M, K) with row stride lda, or (K, M)
+// when trans_a; op(B) is B stored (K, N) with row stride ldb, or (N, K) when trans_b.
+struct BatchedGemm {
+  int64_t M, N, K, batch;
+  const void* A; int64_t lda, stride_a; bool trans_a;
+  const void* B; int64_t ldb, stride_b; bool trans_b;
+  float* C; int64_t ldc, stride_c;
+  float beta = 0.f;
+};
+
 // Owns the cuBLASLt handle, its workspace and the scratch that holds activations converted to the
 // weight dtype. M <= kGemvMaxM takes the bandwidth-bound GEMV kernel, larger M takes cuBLASLt.
 class Blas {
@@ -65,10 +78,11 @@ class Blas {
   Blas& operator=(const Blas&) = delete;
   void reserve(int64_t max_m, int64_t max_k);
   void linear(const LinearArgs& a, cudaStream_t stream);
+  void gemm_batched(const BatchedGemm& g, cudaStream_t stream);
   size_t device_bytes() const { return ws_bytes_ + xbuf_bytes_; }
+  struct Plan;  // a cached cuBLASLt descriptor set + chosen algorithm (gemm.cu)
 
  private:
-  struct Plan;
   Plan& plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, uint32_t align_b, uint32_t align_c);
   void* handle_ = nullptr;
   void* ws_ = nullptr;
@@ -76,6 +90,7 @@ class Blas {
   void* xbuf_ = nullptr;
   size_t xbuf_bytes_ = 0;
   std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t, int64_t>, Plan*> plans_;
+  std::map<std::vector<int64_t>, Plan*> batched_plans_;
 };
 
 // x of the shared-memory GEMV (M·K·4 bytes) must fit in this; larger inputs take a slower GEMV and
@@ -163,18 +178,21 @@ bool mamba1_step_rows_ok(int64_t N, int64_t R);
 void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t stream);
 
 // ---- ssd.cu: Mamba-2 ------------------------------------------------------------------------------------
-// Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(p) floats. The chunk
-// products run in f32 on the CUDA cores or on TF32 tensor cores (f32 accumulation and states);
-// ssd_math() is f32 (measured faster, ssd.cu) unless SSM_CUDA_SSD=tf32 asks for the tensor cores.
-enum class SsdMath { F32, TF32 };
+// Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(…, math) floats. The chunk
+// products run in f32 on the CUDA cores, on TF32 tensor-core tiles (f32 accumulation and states), or
+// as cuBLASLt strided-batched bf16 GEMMs (BF16: operands rounded to bf16, f32 accumulation, the
+// running state f32; needs `blas`). ssd_math(half_weights): BF16 for bf16/f16 checkpoints, F32 for
+// f32 ones; SSM_CUDA_SSD=f32|tf32|bf16 overrides. BF16 falls back to F32 for shapes ssd_bf16_ok rejects.
+enum class SsdMath { F32, TF32, BF16 };
 // The chunk length the GPU prefill uses. The chunked algorithm is exact for any chunk length (the
 // checkpoint's chunk_size only sets the reference implementations' blocking), and these kernels'
 // cost is dominated by the intra-chunk product, O(L·Q), so the GPU uses 128-step chunks by default
 // (SSM_CUDA_SSD_CHUNK=n overrides; docs/benchmarks.md has the measurement).
 int64_t ssd_chunk_for(int64_t config_chunk);
-SsdMath ssd_math();
-int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk);
-void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream, SsdMath math = SsdMath::F32);
+SsdMath ssd_math(bool half_weights);
+bool ssd_bf16_ok(int64_t P, int64_t N, int64_t chunk);
+int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk, SsdMath math);
+void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream, SsdMath math = SsdMath::F32, Blas* blas = nullptr);
 struct SsdStepParams {
   int64_t B, H, P, G, N;
   const float* x; int64_t x_stride;    // (B, H·P)
@@ -188,6 +206,21 @@ struct SsdStepParams {
   bool state_bf16 = false;
 };
 void ssd_step(const SsdStepParams& p, cudaStream_t stream);
+
+// ---- prefetch.cu: ask for weights to be brought into L2 ahead of their product -----------------------
+// A kernel in the stream's chain: waits for its predecessor (programmatic dependent launch), then
+// issues the prefetches and exits; nothing is read into registers or written. Ranges below 16 bytes
+// or not 16-byte aligned are skipped.
+struct L2Ranges {
+  static constexpr int kMax = 4;
+  const void* p[kMax] = {};
+  uint64_t bytes[kMax] = {};
+  int n = 0;
+  void add(const void* ptr, uint64_t b) {
+    if (n < kMax && ptr && b) p[n] = ptr, bytes[n++] = b;
+  }
+};
+void l2_prefetch(const L2Ranges& r, cudaStream_t stream);
 
 // ---- sample.cu ----------------------------------------------------------------------------------------
 // One token per row of logits (B, V) following the rule of models/sample.hpp. `logits` is overwritten.

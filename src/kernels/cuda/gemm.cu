@@ -395,14 +395,17 @@ Blas::Blas() {
     throw Error("cuBLASLt workspace: cudaMalloc of 32 MiB failed (GPU out of memory)");
 }
 
+static void destroy(Blas::Plan* p) {
+  cublasLtMatrixLayoutDestroy(p->A);
+  cublasLtMatrixLayoutDestroy(p->B);
+  cublasLtMatrixLayoutDestroy(p->C);
+  cublasLtMatmulDescDestroy(p->op);
+  delete p;
+}
+
 Blas::~Blas() {
-  for (auto& [k, p] : plans_) {
-    cublasLtMatrixLayoutDestroy(p->A);
-    cublasLtMatrixLayoutDestroy(p->B);
-    cublasLtMatrixLayoutDestroy(p->C);
-    cublasLtMatmulDescDestroy(p->op);
-    delete p;
-  }
+  for (auto& [k, p] : plans_) destroy(p);
+  for (auto& [k, p] : batched_plans_) destroy(p);
   cudaFree(ws_);
   cudaFree(xbuf_);
   cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
@@ -508,6 +511,65 @@ void Blas::linear(const LinearArgs& a, cudaStream_t s) {
                           p.C, &p.algo, ws_, ws_bytes_, s),
            "matmul");
   if (a.bias) add_bias(a.y, a.M, a.N, a.y_stride, a.bias, s);
+}
+
+}  // namespace ssm::kernels::cuda
+
+namespace ssm::kernels::cuda {
+
+void Blas::gemm_batched(const BatchedGemm& g, cudaStream_t s) {
+  if (g.M <= 0 || g.N <= 0 || g.batch <= 0) return;
+  if (g.K <= 0) throw Error("gemm_batched: K must be positive (internal)");
+  const uint32_t aa = alignment(g.A), ab = alignment(g.B), ac = alignment(g.C);
+  std::vector<int64_t> key{g.M, g.N, g.K, g.batch, g.lda, g.stride_a, g.trans_a, g.ldb, g.stride_b, g.trans_b,
+                           g.ldc, g.stride_c, int64_t(aa) << 32 | int64_t(ab) << 16 | ac};
+  Plan* p = nullptr;
+  if (auto it = batched_plans_.find(key); it != batched_plans_.end()) {
+    p = it->second;
+  } else {
+    p = new Plan;
+    // Column-major view of the row-major product: Cᵀ (N, M) = op(B)ᵀ (N, K) · op(A)ᵀ (K, M). A row-major
+    // (r, c) matrix with row stride ld is the column-major (c, r) matrix with leading dimension ld.
+    check_lt(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul desc");
+    const cublasOperation_t ta = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta));
+    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb));
+    check_lt(cublasLtMatrixLayoutCreate(&p->A, CUDA_R_16BF, uint64_t(g.trans_b ? g.K : g.N), uint64_t(g.trans_b ? g.N : g.K), g.ldb),
+             "layout A");
+    check_lt(cublasLtMatrixLayoutCreate(&p->B, CUDA_R_16BF, uint64_t(g.trans_a ? g.M : g.K), uint64_t(g.trans_a ? g.K : g.M), g.lda),
+             "layout B");
+    check_lt(cublasLtMatrixLayoutCreate(&p->C, CUDA_R_32F, uint64_t(g.N), uint64_t(g.M), g.ldc), "layout C");
+    const int32_t count = int32_t(g.batch);
+    const int64_t strides[3] = {g.stride_b, g.stride_a, g.stride_c};
+    cublasLtMatrixLayout_t lays[3] = {p->A, p->B, p->C};
+    for (int i = 0; i < 3; i++) {
+      cublasLtMatrixLayoutSetAttribute(lays[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count));
+      cublasLtMatrixLayoutSetAttribute(lays[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &strides[i], sizeof(strides[i]));
+    }
+    cublasLtMatmulPreference_t pref;
+    check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes_, sizeof(ws_bytes_));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &ab, sizeof(ab));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &aa, sizeof(aa));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof(ac));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof(ac));
+    cublasLtMatmulHeuristicResult_t res{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), p->op, p->A, p->B, p->C,
+                                                             p->C, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+      destroy(p);
+      throw Error("cuBLASLt: no batched algorithm for M=" + std::to_string(g.M) + " N=" + std::to_string(g.N) +
+                  " K=" + std::to_string(g.K) + " batch=" + std::to_string(g.batch));
+    }
+    p->algo = res.algo;
+    batched_plans_[key] = p;
+  }
+  const float alpha = 1.f;
+  check_lt(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), p->op, &alpha, g.B, p->A, g.A, p->B, &g.beta, g.C, p->C,
+                          g.C, p->C, &p->algo, ws_, ws_bytes_, s),
+           "batched matmul");
 }
 
 }  // namespace ssm::kernels::cuda

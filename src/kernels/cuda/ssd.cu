@@ -377,26 +377,144 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
   }
 }
 
-}  // namespace
+// ---- BF16 path: the chunk products as cuBLASLt strided-batched bf16 GEMMs (f32 accumulation) ----------
+// Elementwise kernels lay the operands out so that every product is one batched GEMM (or one per
+// group): Lp = nc·Q rows, padded rows zero.
+//   prep:  Xd (H, Lp, P) = Δ·x; Xs (Lp, H·P) = exp(cs_end − cs)·Δ·x; Bb, Cb (Lp, G·N) = B, C   (bf16)
+//   GEMM:  CB[c, g] (Q, Q) = C_cg · B_cgᵀ                                                       (f32)
+//   mask:  Mm[h, c] (Q, Q) = CB[c, g] ∘ exp(cs_t − cs_s) for s ≤ t, else 0                    (bf16)
+//   GEMM:  Yd[h, c] (Q, P) = Mm[h, c] · Xd[h, c]                                              (f32)
+//   GEMM:  S[c] (N, H·P)  = B_cᵀ · Xs_c (per group: its heads' columns)                      (f32)
+//   pass:  Sin[c] = state entering chunk c (bf16 copy; the f32 state runs on), final state out
+//   GEMM:  Yo[c] (Q, H·P) = C_c · Sin[c] (per group)                                          (f32)
+//   out:   y = Yd + exp(cs)·Yo + D·x
+struct TcWork {
+  float *dt, *cs, *CB, *Yd, *S, *Yo;
+  __nv_bfloat16 *Bb, *Cb, *Xd, *Xs, *Mm, *Sin;
+};
 
-int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t Q) {
-  const int64_t nc = (L + Q - 1) / Q;
-  return 2 * L * H + nc * H * P * N + nc * G * Q * Q;
+// Carves the workspace (nullptr base: only sizes it); returns the bytes used.
+size_t carve_tc(char* base, TcWork& w, int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t Q) {
+  const int64_t nc = (L + Q - 1) / Q, Lp = nc * Q, HP = H * P, GN = G * N;
+  size_t off = 0;
+  auto take = [&](auto*& ptr, int64_t n) {
+    using T = std::remove_reference_t<decltype(*ptr)>;
+    ptr = base ? reinterpret_cast<T*>(base + off) : nullptr;
+    off += (size_t(n) * sizeof(T) + 255) / 256 * 256;
+  };
+  take(w.dt, L * H), take(w.cs, L * H), take(w.CB, nc * G * Q * Q), take(w.Yd, H * Lp * P), take(w.S, nc * N * HP);
+  take(w.Yo, Lp * HP), take(w.Bb, Lp * GN), take(w.Cb, Lp * GN), take(w.Xd, H * Lp * P), take(w.Xs, Lp * HP);
+  take(w.Mm, H * nc * Q * Q), take(w.Sin, nc * N * HP);
+  return off;
 }
 
-SsdMath ssd_math() {
-  static const int forced = [] {  // SSM_CUDA_SSD=f32|tf32 overrides the choice (measurements, A/B)
+// grid (Lp): row t of every operand.
+__global__ void __launch_bounds__(256) ssd_tc_prep_kernel(SsdParams p, TcWork w) {
+  const int64_t t = blockIdx.x, Lp = int64_t(gridDim.x), Q = p.chunk, HP = p.H * p.P, GN = p.G * p.N;
+  const bool live = t < p.L;
+  const int64_t tend = min(p.L, (t / Q + 1) * Q) - 1;
+  for (int64_t i = threadIdx.x; i < HP; i += blockDim.x) {
+    const int64_t h = i / p.P;
+    float xd = 0.f, xs = 0.f;
+    if (live) {
+      xd = w.dt[h * p.L + t] * p.x[t * p.x_stride + i];
+      xs = expf(w.cs[h * p.L + tend] - w.cs[h * p.L + t]) * xd;
+    }
+    w.Xd[(h * Lp + t) * p.P + i % p.P] = __float2bfloat16_rn(xd);
+    w.Xs[t * HP + i] = __float2bfloat16_rn(xs);
+  }
+  for (int64_t i = threadIdx.x; i < GN; i += blockDim.x) {
+    w.Bb[t * GN + i] = __float2bfloat16_rn(live ? p.B[t * p.B_stride + i] : 0.f);
+    w.Cb[t * GN + i] = __float2bfloat16_rn(live ? p.C[t * p.C_stride + i] : 0.f);
+  }
+}
+
+// grid (nc, H): the masked, decayed CB of one head and chunk.
+constexpr int kTcMaxQ = 256;
+__global__ void __launch_bounds__(256) ssd_tc_mask_kernel(SsdParams p, TcWork w) {
+  __shared__ float cs[kTcMaxQ];
+  const int64_t Q = p.chunk, nc = gridDim.x, c = blockIdx.x, h = blockIdx.y, g = h / (p.H / p.G);
+  const int64_t t0 = c * Q, len = min(Q, p.L - t0);
+  for (int64_t i = threadIdx.x; i < Q; i += blockDim.x) cs[i] = i < len ? w.cs[h * p.L + t0 + i] : 0.f;
+  __syncthreads();
+  const float* CB = w.CB + (c * p.G + g) * Q * Q;
+  __nv_bfloat162* M = reinterpret_cast<__nv_bfloat162*>(w.Mm + (h * nc + c) * Q * Q);
+  for (int64_t e = threadIdx.x; e < Q * Q / 2; e += blockDim.x) {  // Q even: pairs along s
+    const int64_t t = 2 * e / Q, s = 2 * e % Q;
+    const float2 v = *reinterpret_cast<const float2*>(CB + 2 * e);
+    const float a = s <= t && t < len ? v.x * expf(cs[t] - cs[s]) : 0.f;
+    const float b = s + 1 <= t && t < len ? v.y * expf(cs[t] - cs[s + 1]) : 0.f;
+    M[e] = __floats2bfloat162_rn(a, b);
+  }
+}
+
+// One thread per (n, h·p): walks the chunks, keeping the f32 state; writes the bf16 entering states.
+__global__ void ssd_tc_pass_kernel(SsdParams p, TcWork w, int64_t nc) {
+  const int64_t HP = p.H * p.P, NHP = p.N * HP, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= NHP) return;
+  const int64_t n = i / HP, hp = i % HP, h = hp / p.P;
+  float run = p.state[hp * p.N + n];
+  constexpr int U = 8;
+  for (int64_t c0 = 0; c0 < nc; c0 += U) {
+    float v[U], decay[U];
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (c0 + u < nc) {
+        v[u] = w.S[(c0 + u) * NHP + i];
+        decay[u] = expf(w.cs[h * p.L + min(p.L, (c0 + u + 1) * p.chunk) - 1]);
+      }
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (c0 + u < nc) {
+        w.Sin[(c0 + u) * NHP + i] = __float2bfloat16_rn(run);
+        run = decay[u] * run + v[u];
+      }
+  }
+  p.state[hp * p.N + n] = run;
+}
+
+// One thread per (t, h·p), t < L.
+__global__ void ssd_tc_out_kernel(SsdParams p, TcWork w, int64_t Lp) {
+  const int64_t HP = p.H * p.P, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= p.L * HP) return;
+  const int64_t t = i / HP, hp = i % HP, h = hp / p.P;
+  float y = w.Yd[(h * Lp + t) * p.P + hp % p.P] + expf(w.cs[h * p.L + t]) * w.Yo[i];
+  if (p.D) y += p.D[h] * p.x[t * p.x_stride + hp];
+  p.y[t * p.y_stride + hp] = y;
+}
+
+}  // namespace
+
+int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t Q, SsdMath math) {
+  const int64_t nc = (L + Q - 1) / Q;
+  const int64_t f32 = 2 * L * H + nc * H * P * N + nc * G * Q * Q;
+  if (math != SsdMath::BF16) return f32;
+  TcWork w;
+  return std::max<int64_t>(f32, int64_t(carve_tc(nullptr, w, L, H, P, G, N, Q) / 4));
+}
+
+bool ssd_bf16_ok(int64_t P, int64_t N, int64_t Q) {
+  return P % 8 == 0 && N % 8 == 0 && Q % 8 == 0 && Q <= kTcMaxQ;
+}
+
+SsdMath ssd_math(bool half_weights) {
+  static const int forced = [] {  // SSM_CUDA_SSD=f32|tf32|bf16 overrides the choice (measurements, A/B)
     const char* e = std::getenv("SSM_CUDA_SSD");
     if (!e || !*e) return -1;
     const std::string v = e;
     if (v == "f32") return int(SsdMath::F32);
     if (v == "tf32") return int(SsdMath::TF32);
-    throw Error("SSM_CUDA_SSD=" + v + ": expected f32 or tf32");
+    if (v == "bf16") return int(SsdMath::BF16);
+    throw Error("SSM_CUDA_SSD=" + v + ": expected f32, tf32 or bf16");
   }();
+  if (forced >= 0) return SsdMath(forced);
+  // bf16/f16 checkpoints: the chunk products on bf16 tensor cores through cuBLASLt (the operands
+  // rounded to bf16, as the weights already are); f32 checkpoints keep f32 arithmetic.
+  if (half_weights) return SsdMath::BF16;
   // TF32 is opt-in: on mamba2-2.7b (H200, pp2048) it measured 2.6% slower than f32 (24,957 vs 25,610
   // tok/s), because these tiles are bound by their operand loaders (exp, indexing), not by the
   // arithmetic (ncu: ~35% SM throughput, ~3% DRAM), so the f32 path is both exact and faster today.
-  return forced >= 0 ? SsdMath(forced) : SsdMath::F32;
+  return SsdMath::F32;
 }
 
 int64_t ssd_chunk_for(int64_t config_chunk) {
@@ -410,9 +528,38 @@ int64_t ssd_chunk_for(int64_t config_chunk) {
   return config_chunk > 0 ? std::min<int64_t>(config_chunk, 128) : 128;
 }
 
-void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math) {
+static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Blas& blas) {
+  const int64_t Q = p.chunk, nc = (p.L + Q - 1) / Q, Lp = nc * Q, H = p.H, P = p.P, G = p.G, N = p.N;
+  const int64_t HP = H * P, GN = G * N, HgP = H / G * P;
+  TcWork w;
+  carve_tc(reinterpret_cast<char*>(work), w, p.L, H, P, G, N, Q);
+  ssd_dt_kernel<<<dim3(unsigned(nc), unsigned(H)), kDtThreads, 0, s>>>(p, Work{w.dt, w.cs, nullptr, nullptr});
+  SSM_CUDA_LAUNCH_CHECK("ssd dt");
+  ssd_tc_prep_kernel<<<unsigned(Lp), 256, 0, s>>>(p, w);
+  SSM_CUDA_LAUNCH_CHECK("ssd prep");
+  for (int64_t g = 0; g < G; g++)  // CB[c, g] = C_cg · B_cgᵀ
+    blas.gemm_batched({Q, Q, N, nc, w.Cb + g * N, GN, Q * GN, false, w.Bb + g * N, GN, Q * GN, true, w.CB + g * Q * Q, Q, G * Q * Q}, s);
+  ssd_tc_mask_kernel<<<dim3(unsigned(nc), unsigned(H)), 256, 0, s>>>(p, w);
+  SSM_CUDA_LAUNCH_CHECK("ssd mask");
+  blas.gemm_batched({Q, P, Q, H * nc, w.Mm, Q, Q * Q, false, w.Xd, P, Q * P, false, w.Yd, P, Q * P}, s);
+  for (int64_t g = 0; g < G; g++)  // S[c] (N, its heads' columns) = B_cgᵀ · Xs_c
+    blas.gemm_batched({N, HgP, Q, nc, w.Bb + g * N, GN, Q * GN, true, w.Xs + g * HgP, HP, Q * HP, false, w.S + g * HgP, HP, N * HP}, s);
+  ssd_tc_pass_kernel<<<blocks_for(N * HP, 256), 256, 0, s>>>(p, w, nc);
+  SSM_CUDA_LAUNCH_CHECK("ssd pass");
+  for (int64_t g = 0; g < G; g++)  // Yo[c] = C_cg · Sin[c]
+    blas.gemm_batched({Q, HgP, N, nc, w.Cb + g * N, GN, Q * GN, false, w.Sin + g * HgP, HP, N * HP, false, w.Yo + g * HgP, HP, Q * HP}, s);
+  ssd_tc_out_kernel<<<blocks_for(p.L * HP, 256), 256, 0, s>>>(p, w, Lp);
+  SSM_CUDA_LAUNCH_CHECK("ssd out");
+}
+
+void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math, Blas* blas) {
   if (p.L <= 0) return;
   if (p.G <= 0 || p.H % p.G != 0) throw Error("ssd_prefill: n_groups must divide num_heads");
+  if (math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk)) {
+    if (!blas) throw Error("ssd_prefill: the bf16 path needs a Blas (internal)");
+    return ssd_prefill_bf16(p, work, s, *blas);
+  }
+  if (math == SsdMath::BF16) math = SsdMath::F32;  // shapes the bf16 GEMMs cannot take (ssd_bf16_ok)
   const int64_t Q = p.chunk, nc = (p.L + Q - 1) / Q, nt = (Q + kTile - 1) / kTile;
   Work w = carve(work, p.L, p.H, p.P, p.G, p.N, Q);
   const bool tc = math == SsdMath::TF32;
