@@ -467,6 +467,27 @@ TEST_P(CudaSsd, ChunkedPrefillMatchesRecurrence) {
                 (long long)P, (long long)N, name, ey, es);
     EXPECT_LT(ey, tol);
     EXPECT_LT(es, tol);
+    if (math != kc::SsdMath::BF16 || !bf16_runs) continue;
+    // The BF16 path's fused epilogue: Mamba-2's gated RMSNorm (y·silu(z), normalised over groups of
+    // `grp` columns, times the weight) written in bf16, against the reference norm of the reference y.
+    // Same bound: the norm adds one bf16 rounding of the output (2^-9 relative).
+    const int64_t grp = HP % 2 == 0 ? HP / 2 : HP;
+    auto z = randn(static_cast<size_t>(L * HP), 13), nw = randn(static_cast<size_t>(HP), 14, 0.3f, 1.f);
+    std::vector<float> refn(static_cast<size_t>(L * HP));
+    kr::rms_norm({L, HP, grp, ref.data(), HP, nw.data(), z.data(), HP, false, 1e-5f, refn.data(), HP});
+    DevBuf<float> dz(z), dnw(nw);
+    DevBuf<uint16_t> dyh(static_cast<size_t>(L * HP));
+    const kc::SsdGatedNorm gn{dz.p, HP, dnw.p, grp, false, false, 1e-5f, dyh.p, DType::BF16, HP};
+    ASSERT_TRUE(kc::ssd_norm_fuses(dp, math, gn));
+    ds.upload(st);
+    kc::ssd_prefill(dp, work.p, nullptr, math, &blas, &gn);
+    std::vector<float> got;
+    for (uint16_t v : dyh.host()) got.push_back(bf16_to_f32(v));
+    const float en = rel_err(got, refn);
+    std::printf("[ ssd ] L=%lld H=%lld P=%lld N=%lld bf16 + gated norm: rel err %.2g\n", (long long)L, (long long)H,
+                (long long)P, (long long)N, en);
+    EXPECT_LT(en, tol);
+    EXPECT_LT(rel_err(ds.host(), rst), tol);
   }
   // Step kernel: one more token for the same sequence in slot 0, against one recurrence step.
   auto x1 = randn(static_cast<size_t>(HP), 9), dt1 = randn(static_cast<size_t>(H), 10), B1 = randn(static_cast<size_t>(GN), 11), C1 = randn(static_cast<size_t>(GN), 12);

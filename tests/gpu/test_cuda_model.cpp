@@ -315,8 +315,8 @@ TEST(CudaModel, DecodeIsDeterministic) {
   }
 }
 
-// The L2 prefetches in decode are hints: with them off (SSM_L2_PREFETCH=0, read when a model is
-// built) every logit must be bit-identical, at batch 1 (GEMV) and batch 9 (cuBLASLt).
+// The L2 prefetches in decode (opt-in, SSM_L2_PREFETCH=1, read when a model is built) are hints:
+// with them on and off every logit must be bit-identical, at batch 1 (GEMV) and batch 9 (cuBLASLt).
 TEST(CudaModel, L2PrefetchLeavesLogitsUnchanged) {
   SKIP_WITHOUT_GPU();
   for (const char* fx : {"mamba1_bf16_untied", "mamba2_groups"}) {

@@ -192,7 +192,20 @@ int64_t ssd_chunk_for(int64_t config_chunk);
 SsdMath ssd_math(bool half_weights);
 bool ssd_bf16_ok(int64_t P, int64_t N, int64_t chunk);
 int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int64_t chunk, SsdMath math);
-void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream, SsdMath math = SsdMath::F32, Blas* blas = nullptr);
+// Mamba-2's gated RMSNorm (norm.cu's rms_norm semantics, gate z) applied by the BF16 path's output
+// kernel, which then writes y_half (bf16/f16, out_proj's input) instead of p.y. Only where
+// ssd_norm_fuses says so; otherwise the caller runs the norm after ssd_prefill.
+struct SsdGatedNorm {
+  const float* z; int64_t z_stride;
+  const float* w;            // (H·P) nullable
+  int64_t group;             // columns per norm group
+  bool norm_before_gate, gate_only;
+  float eps;
+  void* y_half; DType y_dtype; int64_t y_half_stride;
+};
+bool ssd_norm_fuses(const SsdParams& p, SsdMath math, const SsdGatedNorm& norm);
+void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream, SsdMath math = SsdMath::F32, Blas* blas = nullptr,
+                 const SsdGatedNorm* norm = nullptr);
 struct SsdStepParams {
   int64_t B, H, P, G, N;
   const float* x; int64_t x_stride;    // (B, H·P)
@@ -208,9 +221,9 @@ struct SsdStepParams {
 void ssd_step(const SsdStepParams& p, cudaStream_t stream);
 
 // ---- prefetch.cu: ask for weights to be brought into L2 ahead of their product -----------------------
-// A kernel in the stream's chain: waits for its predecessor (programmatic dependent launch), then
-// issues the prefetches and exits; nothing is read into registers or written. Ranges below 16 bytes
-// or not 16-byte aligned are skipped.
+// One warp per SM issues the prefetches and exits; nothing is read into registers or written. Meant
+// for a stream branch beside the kernels it feeds. Ranges below 16 bytes or not 16-byte aligned are
+// skipped.
 struct L2Ranges {
   static constexpr int kMax = 4;
   const void* p[kMax] = {};

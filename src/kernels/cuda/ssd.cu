@@ -408,79 +408,156 @@ size_t carve_tc(char* base, TcWork& w, int64_t L, int64_t H, int64_t P, int64_t 
   return off;
 }
 
-// grid (Lp): row t of every operand.
+// grid (Lp): row t of every operand. The per-head scalars (Δ_t and the decay to the chunk's end) are
+// staged in shared memory; elements go in pairs (P even), 32-bit indices.
 __global__ void __launch_bounds__(256) ssd_tc_prep_kernel(SsdParams p, TcWork w) {
-  const int64_t t = blockIdx.x, Lp = int64_t(gridDim.x), Q = p.chunk, HP = p.H * p.P, GN = p.G * p.N;
-  const bool live = t < p.L;
-  const int64_t tend = min(p.L, (t / Q + 1) * Q) - 1;
-  for (int64_t i = threadIdx.x; i < HP; i += blockDim.x) {
-    const int64_t h = i / p.P;
-    float xd = 0.f, xs = 0.f;
-    if (live) {
-      xd = w.dt[h * p.L + t] * p.x[t * p.x_stride + i];
-      xs = expf(w.cs[h * p.L + tend] - w.cs[h * p.L + t]) * xd;
-    }
-    w.Xd[(h * Lp + t) * p.P + i % p.P] = __float2bfloat16_rn(xd);
-    w.Xs[t * HP + i] = __float2bfloat16_rn(xs);
+  extern __shared__ float sh[];  // dt[H] | decay[H]
+  const int t = blockIdx.x, Lp = int(gridDim.x), Q = int(p.chunk), H = int(p.H), P = int(p.P), HP = H * P, GN = int(p.G * p.N);
+  const int L = int(p.L);
+  const bool live = t < L;
+  const int tend = min(L, (t / Q + 1) * Q) - 1;
+  for (int h = threadIdx.x; h < H; h += blockDim.x) {
+    const float dt = live ? w.dt[int64_t(h) * L + t] : 0.f;
+    sh[h] = dt;
+    sh[H + h] = live ? __expf(w.cs[int64_t(h) * L + tend] - w.cs[int64_t(h) * L + t]) * dt : 0.f;
   }
-  for (int64_t i = threadIdx.x; i < GN; i += blockDim.x) {
-    w.Bb[t * GN + i] = __float2bfloat16_rn(live ? p.B[t * p.B_stride + i] : 0.f);
-    w.Cb[t * GN + i] = __float2bfloat16_rn(live ? p.C[t * p.C_stride + i] : 0.f);
+  __syncthreads();
+  const float* x = p.x + int64_t(t) * p.x_stride;
+  __nv_bfloat162* xs = reinterpret_cast<__nv_bfloat162*>(w.Xs + int64_t(t) * HP);
+  for (int i = 2 * threadIdx.x; i < HP; i += 2 * blockDim.x) {
+    const int h = i / P, pp = i - h * P;
+    const float2 v = live ? make_float2(x[i], x[i + 1]) : make_float2(0.f, 0.f);
+    const float d = sh[h], e = sh[H + h];
+    *reinterpret_cast<__nv_bfloat162*>(w.Xd + (int64_t(h) * Lp + t) * P + pp) = __floats2bfloat162_rn(d * v.x, d * v.y);
+    xs[i / 2] = __floats2bfloat162_rn(e * v.x, e * v.y);
+  }
+  for (int i = threadIdx.x; i < GN; i += blockDim.x) {
+    w.Bb[int64_t(t) * GN + i] = __float2bfloat16_rn(live ? p.B[int64_t(t) * p.B_stride + i] : 0.f);
+    w.Cb[int64_t(t) * GN + i] = __float2bfloat16_rn(live ? p.C[int64_t(t) * p.C_stride + i] : 0.f);
   }
 }
 
-// grid (nc, H): the masked, decayed CB of one head and chunk.
+// grid (nc, H): the masked, decayed CB of one head and chunk; a warp per row t, lanes over pairs of s.
 constexpr int kTcMaxQ = 256;
 __global__ void __launch_bounds__(256) ssd_tc_mask_kernel(SsdParams p, TcWork w) {
   __shared__ float cs[kTcMaxQ];
-  const int64_t Q = p.chunk, nc = gridDim.x, c = blockIdx.x, h = blockIdx.y, g = h / (p.H / p.G);
-  const int64_t t0 = c * Q, len = min(Q, p.L - t0);
-  for (int64_t i = threadIdx.x; i < Q; i += blockDim.x) cs[i] = i < len ? w.cs[h * p.L + t0 + i] : 0.f;
+  const int Q = int(p.chunk), nc = int(gridDim.x), c = blockIdx.x, h = blockIdx.y, g = h / int(p.H / p.G);
+  const int t0 = c * Q, len = min(Q, int(p.L) - t0);
+  for (int i = threadIdx.x; i < Q; i += blockDim.x) cs[i] = i < len ? w.cs[int64_t(h) * p.L + t0 + i] : 0.f;
   __syncthreads();
-  const float* CB = w.CB + (c * p.G + g) * Q * Q;
-  __nv_bfloat162* M = reinterpret_cast<__nv_bfloat162*>(w.Mm + (h * nc + c) * Q * Q);
-  for (int64_t e = threadIdx.x; e < Q * Q / 2; e += blockDim.x) {  // Q even: pairs along s
-    const int64_t t = 2 * e / Q, s = 2 * e % Q;
-    const float2 v = *reinterpret_cast<const float2*>(CB + 2 * e);
-    const float a = s <= t && t < len ? v.x * expf(cs[t] - cs[s]) : 0.f;
-    const float b = s + 1 <= t && t < len ? v.y * expf(cs[t] - cs[s + 1]) : 0.f;
-    M[e] = __floats2bfloat162_rn(a, b);
+  const float* CB = w.CB + (int64_t(c) * p.G + g) * Q * Q;
+  __nv_bfloat16* M = w.Mm + (int64_t(h) * nc + c) * Q * Q;
+  const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  for (int t = threadIdx.x >> 5; t < Q; t += warps) {
+    const float ct = cs[t];
+    const float2* cb = reinterpret_cast<const float2*>(CB + t * Q);
+    __nv_bfloat162* m = reinterpret_cast<__nv_bfloat162*>(M + t * Q);
+    for (int s2 = lane; s2 < Q / 2; s2 += 32) {
+      const int s = 2 * s2;
+      float a = 0.f, b = 0.f;
+      if (t < len && s <= t) {
+        const float2 v = cb[s2];
+        a = v.x * __expf(ct - cs[s]);
+        if (s + 1 <= t) b = v.y * __expf(ct - cs[s + 1]);
+      }
+      m[s2] = __floats2bfloat162_rn(a, b);
+    }
   }
 }
 
-// One thread per (n, h·p): walks the chunks, keeping the f32 state; writes the bf16 entering states.
-__global__ void ssd_tc_pass_kernel(SsdParams p, TcWork w, int64_t nc) {
-  const int64_t HP = p.H * p.P, NHP = p.N * HP, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= NHP) return;
-  const int64_t n = i / HP, hp = i % HP, h = hp / p.P;
-  float run = p.state[hp * p.N + n];
+// Four adjacent (n, h·p) entries per thread (P % 4 == 0 keeps them in one head): walks the chunks,
+// keeping the f32 state; writes the bf16 entering states.
+__global__ void ssd_tc_pass_kernel(SsdParams p, TcWork w, int nc) {
+  const int HP = int(p.H * p.P), NHP4 = int(p.N) * HP / 4, P = int(p.P), N = int(p.N), L = int(p.L), Q = int(p.chunk);
+  const int i4 = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i4 >= NHP4) return;
+  const int n = (4 * i4) / HP, hp = 4 * i4 - n * HP, h = hp / P;
+  float run[4];
+  for (int k = 0; k < 4; k++) run[k] = p.state[int64_t(hp + k) * N + n];
+  const float4* S = reinterpret_cast<const float4*>(w.S);
+  uint2* Sin = reinterpret_cast<uint2*>(w.Sin);
+  const float* cs = w.cs + int64_t(h) * L;
   constexpr int U = 8;
-  for (int64_t c0 = 0; c0 < nc; c0 += U) {
-    float v[U], decay[U];
+  for (int c0 = 0; c0 < nc; c0 += U) {
+    float4 v[U];
+    float decay[U];
 #pragma unroll
     for (int u = 0; u < U; u++)
       if (c0 + u < nc) {
-        v[u] = w.S[(c0 + u) * NHP + i];
-        decay[u] = expf(w.cs[h * p.L + min(p.L, (c0 + u + 1) * p.chunk) - 1]);
+        v[u] = S[int64_t(c0 + u) * NHP4 + i4];
+        decay[u] = __expf(cs[min(L, (c0 + u + 1) * Q) - 1]);
       }
 #pragma unroll
     for (int u = 0; u < U; u++)
       if (c0 + u < nc) {
-        w.Sin[(c0 + u) * NHP + i] = __float2bfloat16_rn(run);
-        run = decay[u] * run + v[u];
+        __nv_bfloat162 lo = __floats2bfloat162_rn(run[0], run[1]), hi = __floats2bfloat162_rn(run[2], run[3]);
+        Sin[int64_t(c0 + u) * NHP4 + i4] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+        run[0] = decay[u] * run[0] + v[u].x;
+        run[1] = decay[u] * run[1] + v[u].y;
+        run[2] = decay[u] * run[2] + v[u].z;
+        run[3] = decay[u] * run[3] + v[u].w;
       }
   }
-  p.state[hp * p.N + n] = run;
+  for (int k = 0; k < 4; k++) p.state[int64_t(hp + k) * N + n] = run[k];
 }
 
-// One thread per (t, h·p), t < L.
-__global__ void ssd_tc_out_kernel(SsdParams p, TcWork w, int64_t Lp) {
-  const int64_t HP = p.H * p.P, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= p.L * HP) return;
-  const int64_t t = i / HP, hp = i % HP, h = hp / p.P;
-  float y = w.Yd[(h * Lp + t) * p.P + hp % p.P] + expf(w.cs[h * p.L + t]) * w.Yo[i];
-  if (p.D) y += p.D[h] * p.x[t * p.x_stride + hp];
-  p.y[t * p.y_stride + hp] = y;
+// y at (t, i): the intra-chunk part, the entering state's part and the D skip.
+__device__ __forceinline__ float ssd_tc_y(const SsdParams& p, const TcWork& w, int Lp, int t, int i, int h, float ecs) {
+  const int P = int(p.P);
+  float y = w.Yd[(int64_t(h) * Lp + t) * P + (i - h * P)] + ecs * w.Yo[int64_t(t) * p.H * P + i];
+  if (p.D) y += p.D[h] * p.x[int64_t(t) * p.x_stride + i];
+  return y;
+}
+
+// grid (L): one row, f32 out.
+__global__ void __launch_bounds__(256) ssd_tc_out_kernel(SsdParams p, TcWork w, int Lp) {
+  extern __shared__ float ecs[];  // exp(cs_t) per head
+  const int t = blockIdx.x, H = int(p.H), P = int(p.P);
+  for (int h = threadIdx.x; h < H; h += blockDim.x) ecs[h] = __expf(w.cs[int64_t(h) * p.L + t]);
+  __syncthreads();
+  for (int i = threadIdx.x; i < H * P; i += blockDim.x) {
+    const int h = i / P;
+    p.y[int64_t(t) * p.y_stride + i] = ssd_tc_y(p, w, Lp, t, i, h, ecs[h]);
+  }
+}
+
+// grid (L, D / group), kNormThreads threads: y as above, then Mamba-2's gated RMSNorm over the group
+// (norm.cu's rms_norm semantics), written in bf16/f16 for out_proj. Each thread keeps its ≤ kNormPer
+// values in registers between the sum of squares and the output.
+constexpr int kNormThreads = 256, kNormPer = 32;
+template <class OT>
+__global__ void __launch_bounds__(kNormThreads) ssd_tc_out_norm_kernel(SsdParams p, TcWork w, int Lp, SsdGatedNorm nm) {
+  extern __shared__ float ecs[];
+  __shared__ float tmp[32];
+  const int t = blockIdx.x, H = int(p.H), P = int(p.P), G = int(nm.group), g0 = int(blockIdx.y) * G;
+  for (int h = threadIdx.x; h < H; h += blockDim.x) ecs[h] = __expf(w.cs[int64_t(h) * p.L + t]);
+  __syncthreads();
+  const float* z = nm.z + int64_t(t) * nm.z_stride;
+  float v[kNormPer];
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < kNormPer; k++) {
+    const int d = g0 + threadIdx.x + k * kNormThreads;
+    v[k] = 0.f;
+    if (threadIdx.x + k * kNormThreads < G) {
+      const int h = d / P;
+      float y = ssd_tc_y(p, w, Lp, t, d, h, ecs[h]);
+      if (!nm.norm_before_gate) y *= silu_d(z[d]);
+      v[k] = y;
+      ss += y * y;
+    }
+  }
+  const float r = nm.gate_only ? 1.f : rsqrtf(block_sum(ss, tmp) / float(G) + nm.eps);
+  OT* out = static_cast<OT*>(nm.y_half) + int64_t(t) * nm.y_half_stride;
+#pragma unroll
+  for (int k = 0; k < kNormPer; k++) {
+    const int d = g0 + threadIdx.x + k * kNormThreads;
+    if (threadIdx.x + k * kNormThreads < G) {
+      float o = v[k] * r * (nm.w && !nm.gate_only ? nm.w[d] : 1.f);
+      if (nm.norm_before_gate) o *= silu_d(z[d]);
+      out[d] = from_f<OT>(o);
+    }
+  }
 }
 
 }  // namespace
@@ -496,6 +573,7 @@ int64_t ssd_workspace_floats(int64_t L, int64_t H, int64_t P, int64_t G, int64_t
 bool ssd_bf16_ok(int64_t P, int64_t N, int64_t Q) {
   return P % 8 == 0 && N % 8 == 0 && Q % 8 == 0 && Q <= kTcMaxQ;
 }
+
 
 SsdMath ssd_math(bool half_weights) {
   static const int forced = [] {  // SSM_CUDA_SSD=f32|tf32|bf16 overrides the choice (measurements, A/B)
@@ -528,14 +606,14 @@ int64_t ssd_chunk_for(int64_t config_chunk) {
   return config_chunk > 0 ? std::min<int64_t>(config_chunk, 128) : 128;
 }
 
-static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Blas& blas) {
+static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Blas& blas, const SsdGatedNorm* norm) {
   const int64_t Q = p.chunk, nc = (p.L + Q - 1) / Q, Lp = nc * Q, H = p.H, P = p.P, G = p.G, N = p.N;
   const int64_t HP = H * P, GN = G * N, HgP = H / G * P;
   TcWork w;
   carve_tc(reinterpret_cast<char*>(work), w, p.L, H, P, G, N, Q);
   ssd_dt_kernel<<<dim3(unsigned(nc), unsigned(H)), kDtThreads, 0, s>>>(p, Work{w.dt, w.cs, nullptr, nullptr});
   SSM_CUDA_LAUNCH_CHECK("ssd dt");
-  ssd_tc_prep_kernel<<<unsigned(Lp), 256, 0, s>>>(p, w);
+  ssd_tc_prep_kernel<<<unsigned(Lp), 256, size_t(2 * H) * 4, s>>>(p, w);
   SSM_CUDA_LAUNCH_CHECK("ssd prep");
   for (int64_t g = 0; g < G; g++)  // CB[c, g] = C_cg · B_cgᵀ
     blas.gemm_batched({Q, Q, N, nc, w.Cb + g * N, GN, Q * GN, false, w.Bb + g * N, GN, Q * GN, true, w.CB + g * Q * Q, Q, G * Q * Q}, s);
@@ -544,20 +622,34 @@ static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Bl
   blas.gemm_batched({Q, P, Q, H * nc, w.Mm, Q, Q * Q, false, w.Xd, P, Q * P, false, w.Yd, P, Q * P}, s);
   for (int64_t g = 0; g < G; g++)  // S[c] (N, its heads' columns) = B_cgᵀ · Xs_c
     blas.gemm_batched({N, HgP, Q, nc, w.Bb + g * N, GN, Q * GN, true, w.Xs + g * HgP, HP, Q * HP, false, w.S + g * HgP, HP, N * HP}, s);
-  ssd_tc_pass_kernel<<<blocks_for(N * HP, 256), 256, 0, s>>>(p, w, nc);
+  ssd_tc_pass_kernel<<<blocks_for(N * HP / 4, 256), 256, 0, s>>>(p, w, int(nc));
   SSM_CUDA_LAUNCH_CHECK("ssd pass");
   for (int64_t g = 0; g < G; g++)  // Yo[c] = C_cg · Sin[c]
     blas.gemm_batched({Q, HgP, N, nc, w.Cb + g * N, GN, Q * GN, false, w.Sin + g * HgP, HP, N * HP, false, w.Yo + g * HgP, HP, Q * HP}, s);
-  ssd_tc_out_kernel<<<blocks_for(p.L * HP, 256), 256, 0, s>>>(p, w, Lp);
+  if (norm) {
+    const dim3 grid(unsigned(p.L), unsigned(HP / norm->group));
+    if (norm->y_dtype == DType::F16)
+      ssd_tc_out_norm_kernel<__half><<<grid, kNormThreads, size_t(H) * 4, s>>>(p, w, int(Lp), *norm);
+    else
+      ssd_tc_out_norm_kernel<__nv_bfloat16><<<grid, kNormThreads, size_t(H) * 4, s>>>(p, w, int(Lp), *norm);
+  } else {
+    ssd_tc_out_kernel<<<unsigned(p.L), 256, size_t(H) * 4, s>>>(p, w, int(Lp));
+  }
   SSM_CUDA_LAUNCH_CHECK("ssd out");
 }
 
-void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math, Blas* blas) {
+bool ssd_norm_fuses(const SsdParams& p, SsdMath math, const SsdGatedNorm& n) {
+  return math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk) && n.group > 0 && (p.H * p.P) % n.group == 0 &&
+         n.group <= kNormThreads * kNormPer && n.y_half && n.y_dtype != DType::F32 && (p.H * p.P) < (int64_t(1) << 30) && p.L < (int64_t(1) << 30);
+}
+
+void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math, Blas* blas, const SsdGatedNorm* norm) {
   if (p.L <= 0) return;
   if (p.G <= 0 || p.H % p.G != 0) throw Error("ssd_prefill: n_groups must divide num_heads");
+  if (norm && !ssd_norm_fuses(p, math, *norm)) throw Error("ssd_prefill: this gated norm cannot be fused (internal: ssd_norm_fuses)");
   if (math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk)) {
     if (!blas) throw Error("ssd_prefill: the bf16 path needs a Blas (internal)");
-    return ssd_prefill_bf16(p, work, s, *blas);
+    return ssd_prefill_bf16(p, work, s, *blas, norm);
   }
   if (math == SsdMath::BF16) math = SsdMath::F32;  // shapes the bf16 GEMMs cannot take (ssd_bf16_ok)
   const int64_t Q = p.chunk, nc = (p.L + Q - 1) / Q, nt = (Q + kTile - 1) / kTile;
