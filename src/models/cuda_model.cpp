@@ -116,11 +116,6 @@ class CudaLM final : public Model {
         : throw Error("dtype '" + opt.dtype + "' is not one of auto, bf16, f16, f32");
     max_batch_ = opt.max_batch;
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    if (l2_on_) {
-      check(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "cudaStreamCreate");
-      check(cudaEventCreateWithFlags(&ev_fork_, cudaEventDisableTiming), "cudaEventCreate");
-      check(cudaEventCreateWithFlags(&ev_join_, cudaEventDisableTiming), "cudaEventCreate");
-    }
     cudaDeviceProp prop{};
     int dev = 0;
     cudaGetDevice(&dev);
@@ -140,9 +135,6 @@ class CudaLM final : public Model {
     reset_graphs();
     if (host_io_) cudaFreeHost(host_io_);
     if (stream_) cudaStreamDestroy(stream_);
-    if (side_) cudaStreamDestroy(side_);
-    if (ev_fork_) cudaEventDestroy(ev_fork_);
-    if (ev_join_) cudaEventDestroy(ev_join_);
   }
 
   const ModelConfig& config() const override { return c_; }
@@ -558,12 +550,6 @@ class CudaLM final : public Model {
       const kc::ConvStepParams cp{M, m1 ? E : CC, K, b.proj + (m1 ? 0 : E), W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc,
                                   m1 ? E : CC, sbf_};
       linear(l.in_proj, b.h, M, D, b.proj, W, l.norm_w);
-      if (l2_on_) {  // while the conv / x_proj / step kernels run, bring this layer's later weights into L2
-        kc::L2Ranges r;
-        r.add(l.out_proj.w, bytes_of(l.out_proj));
-        if (m1) r.add(l.x_proj.w, bytes_of(l.x_proj)), r.add(l.dt_proj.w, bytes_of(l.dt_proj));
-        prefetch(r);
-      }
       // Batches > 8 (cuBLASLt GEMMs): producers write the next GEMM's input in its weight dtype.
       const bool big = M > kc::Blas::kGemvMaxM && b.xh && !fuse_off_;
       if (m1) {
@@ -585,7 +571,6 @@ class CudaLM final : public Model {
         // inside), which can write y in out_proj's weight dtype. Otherwise dt_proj runs as a GEMM
         // first and the batched lane-group kernel follows (the fused kernel took 79-110 us per layer
         // at batch 64 on mamba-2.8b, ncu).
-        prefetch_next(li);
         const bool rows = M > kc::Blas::kGemvMaxM && kc::mamba1_step_rows_ok(N, R);
         if (rows && big && l.out_proj.t != DType::F32) {
           sp.y_half = b.yh, sp.y_half_dtype = l.out_proj.t;
@@ -605,7 +590,6 @@ class CudaLM final : public Model {
         kc::mamba1_step(sp, stream_);
       } else {
         kc::causal_conv1d_step(cp, stream_);
-        prefetch_next(li);
         kc::ssd_step({M, c_.n_heads, c_.head_dim, c_.n_groups, N, b.xc, CC, b.proj + E + CC, W, l.dt_bias, l.A, l.D,
                       b.xc + E, CC, b.xc + E + GN, CC, c_.dt_min, c_.dt_max, slot_ptr(0, l.state_off + (K - 1) * CC), sf_, b.slots,
                       b.y, E, sbf_}, stream_);
@@ -629,32 +613,6 @@ class CudaLM final : public Model {
       linear(l.out_proj, b.y, M, E, b.h, D, nullptr, true);
     }
     linear(lm_head_, b.h, M, D, b.logits, c_.vocab, norm_f_);
-    if (l2_on_) {  // join the prefetch branch
-      check(cudaEventRecord(ev_join_, side_), "cudaEventRecord");
-      check(cudaStreamWaitEvent(stream_, ev_join_, 0), "cudaStreamWaitEvent");
-    }
-  }
-
-  static uint64_t bytes_of(const DMat& m) { return m.w ? uint64_t(m.N) * uint64_t(m.K) * dtype_size(m.t) : 0; }
-
-  // Before a layer's step kernel: the first l2_next_ bytes of the next big product (next layer's
-  // in_proj, or the LM head after the last layer) are brought into L2 while the step and out_proj
-  // run (out_proj's own weights having been prefetched after in_proj).
-  void prefetch_next(size_t li) {
-    if (!l2_on_ || l2_next_ == 0) return;
-    const DMat& m = li + 1 < layers_.size() ? layers_[li + 1].in_proj : lm_head_;
-    kc::L2Ranges r;
-    r.add(m.w, std::min(bytes_of(m), l2_next_));
-    prefetch(r);
-  }
-
-  // The prefetches run on a branch of their own (side_, forked here from the decode stream, joined
-  // at the end of the step): in the kernel chain itself each one held its successor back until its
-  // bulk copies had landed (mamba-2.8b batch-1 decode 356 -> 90 tok/s on the H200).
-  void prefetch(const kc::L2Ranges& r) {
-    check(cudaEventRecord(ev_fork_, stream_), "cudaEventRecord");
-    check(cudaStreamWaitEvent(side_, ev_fork_, 0), "cudaStreamWaitEvent");
-    kc::l2_prefetch(r, side_);
   }
 
   ModelConfig c_;
@@ -679,15 +637,6 @@ class CudaLM final : public Model {
   int32_t* host_io_ = nullptr;  // pinned: token ids | slot indices of one decode launch
   std::map<int64_t, cudaGraphExec_t> graphs_;
   const bool fuse_off_ = [] { const char* e = std::getenv("SSM_CUDA_NOFUSE"); return e && *e && *e != '0'; }();
-  // L2 prefetch of weights during decode (kernels/cuda/prefetch.cu), opt-in: SSM_L2_PREFETCH=1 turns
-  // it on, SSM_L2_NEXT_MB sets how much of the next layer's in_proj is fetched ahead (MiB; 0: none).
-  const bool l2_on_ = [] { const char* e = std::getenv("SSM_L2_PREFETCH"); return e && *e == '1'; }();
-  cudaStream_t side_ = nullptr;
-  cudaEvent_t ev_fork_ = nullptr, ev_join_ = nullptr;
-  const uint64_t l2_next_ = [] {
-    const char* e = std::getenv("SSM_L2_NEXT_MB");
-    return uint64_t(e && *e ? std::max(0, std::atoi(e)) : 16) << 20;
-  }();
   const bool fuse_xproj_ = [] { const char* e = std::getenv("SSM_CUDA_FUSE_XPROJ"); return e && *e && *e != '0'; }();
 };
 

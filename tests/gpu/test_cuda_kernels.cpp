@@ -412,23 +412,6 @@ TEST(CudaKernels, HalfInputsEqualTheConvertingPath) {
   EXPECT_THROW(blas.linear(a, nullptr), Error);
 }
 
-// The L2 prefetch reads nothing into registers and writes nothing: the data it is pointed at (aligned,
-// unaligned, shorter than 16 bytes, several ranges) is unchanged and the stream reports no error.
-TEST(CudaKernels, L2PrefetchChangesNothing) {
-  SKIP_WITHOUT_GPU();
-  auto v = randn(size_t(3) << 20, 21);
-  DevBuf<float> d(v);
-  kc::L2Ranges r;
-  r.add(d.p, v.size() * 4);
-  r.add(reinterpret_cast<const char*>(d.p) + 4, 1000);  // unaligned: skipped
-  r.add(d.p + 8, 8);                                     // under 16 bytes: skipped
-  r.add(d.p + 1000, 123457);                             // not a multiple of 16: rounded down
-  kc::l2_prefetch(r, nullptr);
-  kc::l2_prefetch(kc::L2Ranges{}, nullptr);  // nothing to do
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  EXPECT_EQ(d.host(), v);
-}
-
 struct SsdCase { int64_t L, H, P, G, N, Q; };
 
 class CudaSsd : public ::testing::TestWithParam<SsdCase> {};

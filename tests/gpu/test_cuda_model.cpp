@@ -315,36 +315,4 @@ TEST(CudaModel, DecodeIsDeterministic) {
   }
 }
 
-// The L2 prefetches in decode (opt-in, SSM_L2_PREFETCH=1, read when a model is built) are hints:
-// with them on and off every logit must be bit-identical, at batch 1 (GEMV) and batch 9 (cuBLASLt).
-TEST(CudaModel, L2PrefetchLeavesLogitsUnchanged) {
-  SKIP_WITHOUT_GPU();
-  for (const char* fx : {"mamba1_bf16_untied", "mamba2_groups"}) {
-    std::vector<float> out[2];
-    for (int on = 0; on < 2; on++) {
-      setenv("SSM_L2_PREFETCH", on ? "1" : "0", 1);
-      auto m = Model::load(std::string(SSM_FIXTURE_DIR) + "/" + fx, cuda("bf16"));
-      const size_t V = size_t(m->vocab());
-      for (int B : {1, 9}) {
-        std::vector<State> st;
-        std::vector<State*> ps;
-        for (int b = 0; b < B; b++) st.push_back(m->new_state());
-        for (auto& x : st) ps.push_back(&x);
-        std::vector<int32_t> tok(static_cast<size_t>(B));
-        std::vector<float> l(static_cast<size_t>(B) * V);
-        for (int t = 0; t < 3; t++) {
-          for (int b = 0; b < B; b++) tok[size_t(b)] = (7 * b + 3 * t + 1) % int32_t(V);
-          m->step(tok.data(), B, ps.data(), l.data());
-          out[on].insert(out[on].end(), l.begin(), l.end());
-        }
-      }
-    }
-    unsetenv("SSM_L2_PREFETCH");
-    ASSERT_EQ(out[0].size(), out[1].size());
-    size_t diff = 0;
-    for (size_t i = 0; i < out[0].size(); i++) diff += out[0][i] != out[1][i];
-    EXPECT_EQ(diff, 0u) << fx << ": logits differ with and without the L2 prefetch";
-  }
-}
-
 }  // namespace

@@ -220,21 +220,6 @@ struct SsdStepParams {
 };
 void ssd_step(const SsdStepParams& p, cudaStream_t stream);
 
-// ---- prefetch.cu: ask for weights to be brought into L2 ahead of their product -----------------------
-// One warp per SM issues the prefetches and exits; nothing is read into registers or written. Meant
-// for a stream branch beside the kernels it feeds. Ranges below 16 bytes or not 16-byte aligned are
-// skipped.
-struct L2Ranges {
-  static constexpr int kMax = 4;
-  const void* p[kMax] = {};
-  uint64_t bytes[kMax] = {};
-  int n = 0;
-  void add(const void* ptr, uint64_t b) {
-    if (n < kMax && ptr && b) p[n] = ptr, bytes[n++] = b;
-  }
-};
-void l2_prefetch(const L2Ranges& r, cudaStream_t stream);
-
 // ---- sample.cu ----------------------------------------------------------------------------------------
 // One token per row of logits (B, V) following the rule of models/sample.hpp. `logits` is overwritten.
 void sample(float* logits, int64_t B, int64_t V, float temperature, int top_k, float top_p, uint64_t seed,

@@ -384,9 +384,9 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
 //   GEMM:  CB[c, g] (Q, Q) = C_cg · B_cgᵀ                                                       (f32)
 //   mask:  Mm[h, c] (Q, Q) = CB[c, g] ∘ exp(cs_t − cs_s) for s ≤ t, else 0                    (bf16)
 //   GEMM:  Yd[h, c] (Q, P) = Mm[h, c] · Xd[h, c]                                              (f32)
-//   GEMM:  S[c] (N, H·P)  = B_cᵀ · Xs_c (per group: its heads' columns)                      (f32)
+//   GEMM:  S[c] (H·P, N)  = Xs_cᵀ · B_c (per group: its heads' rows; the state's own layout)    (f32)
 //   pass:  Sin[c] = state entering chunk c (bf16 copy; the f32 state runs on), final state out
-//   GEMM:  Yo[c] (Q, H·P) = C_c · Sin[c] (per group)                                          (f32)
+//   GEMM:  Yo[c] (Q, H·P) = C_c · Sin[c]ᵀ (per group)                                         (f32)
 //   out:   y = Yd + exp(cs)·Yo + D·x
 struct TcWork {
   float *dt, *cs, *CB, *Yd, *S, *Yo;
@@ -437,43 +437,43 @@ __global__ void __launch_bounds__(256) ssd_tc_prep_kernel(SsdParams p, TcWork w)
   }
 }
 
-// grid (nc, H): the masked, decayed CB of one head and chunk; a warp per row t, lanes over pairs of s.
+// grid (nc, H): the masked, decayed CB of one head and chunk; each thread 8 adjacent s of a row t
+// (two 16-byte loads of CB, one 16-byte store), blocks of s above the diagonal or rows past the
+// sequence written as zeros without arithmetic.
 constexpr int kTcMaxQ = 256;
 __global__ void __launch_bounds__(256) ssd_tc_mask_kernel(SsdParams p, TcWork w) {
   __shared__ float cs[kTcMaxQ];
-  const int Q = int(p.chunk), nc = int(gridDim.x), c = blockIdx.x, h = blockIdx.y, g = h / int(p.H / p.G);
+  const int Q = int(p.chunk), Q8 = Q / 8, nc = int(gridDim.x), c = blockIdx.x, h = blockIdx.y, g = h / int(p.H / p.G);
   const int t0 = c * Q, len = min(Q, int(p.L) - t0);
   for (int i = threadIdx.x; i < Q; i += blockDim.x) cs[i] = i < len ? w.cs[int64_t(h) * p.L + t0 + i] : 0.f;
   __syncthreads();
   const float* CB = w.CB + (int64_t(c) * p.G + g) * Q * Q;
-  __nv_bfloat16* M = w.Mm + (int64_t(h) * nc + c) * Q * Q;
-  const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-  for (int t = threadIdx.x >> 5; t < Q; t += warps) {
-    const float ct = cs[t];
-    const float2* cb = reinterpret_cast<const float2*>(CB + t * Q);
-    __nv_bfloat162* m = reinterpret_cast<__nv_bfloat162*>(M + t * Q);
-    for (int s2 = lane; s2 < Q / 2; s2 += 32) {
-      const int s = 2 * s2;
-      float a = 0.f, b = 0.f;
-      if (t < len && s <= t) {
-        const float2 v = cb[s2];
-        a = v.x * __expf(ct - cs[s]);
-        if (s + 1 <= t) b = v.y * __expf(ct - cs[s + 1]);
-      }
-      m[s2] = __floats2bfloat162_rn(a, b);
+  uint4* M = reinterpret_cast<uint4*>(w.Mm + (int64_t(h) * nc + c) * Q * Q);
+  for (int e = threadIdx.x; e < Q * Q8; e += blockDim.x) {
+    const int t = e / Q8, s0 = (e - t * Q8) * 8;
+    float o[8] = {};
+    if (t < len && s0 <= t) {
+      const float4 u = *reinterpret_cast<const float4*>(CB + t * Q + s0), v = *reinterpret_cast<const float4*>(CB + t * Q + s0 + 4);
+      const float cb[8] = {u.x, u.y, u.z, u.w, v.x, v.y, v.z, v.w}, ct = cs[t];
+#pragma unroll
+      for (int k = 0; k < 8; k++) o[k] = s0 + k <= t ? cb[k] * __expf(ct - cs[s0 + k]) : 0.f;
     }
+    __nv_bfloat162 q[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) q[k] = __floats2bfloat162_rn(o[2 * k], o[2 * k + 1]);
+    M[e] = *reinterpret_cast<uint4*>(q);
   }
 }
 
-// Four adjacent (n, h·p) entries per thread (P % 4 == 0 keeps them in one head): walks the chunks,
-// keeping the f32 state; writes the bf16 entering states.
+// Four adjacent entries of the (H·P, N) state per thread (N % 4 == 0 keeps them in one row): walks
+// the chunks, keeping the f32 state; writes the bf16 entering states. S, Sin and the state share
+// the layout, so every access is a 16-byte (8 for Sin) coalesced one.
 __global__ void ssd_tc_pass_kernel(SsdParams p, TcWork w, int nc) {
-  const int HP = int(p.H * p.P), NHP4 = int(p.N) * HP / 4, P = int(p.P), N = int(p.N), L = int(p.L), Q = int(p.chunk);
+  const int N = int(p.N), P = int(p.P), L = int(p.L), Q = int(p.chunk), NHP4 = int(p.H * p.P) * N / 4;
   const int i4 = blockIdx.x * blockDim.x + threadIdx.x;
   if (i4 >= NHP4) return;
-  const int n = (4 * i4) / HP, hp = 4 * i4 - n * HP, h = hp / P;
-  float run[4];
-  for (int k = 0; k < 4; k++) run[k] = p.state[int64_t(hp + k) * N + n];
+  const int h = (4 * i4 / N) / P;
+  float4 run = reinterpret_cast<const float4*>(p.state)[i4];
   const float4* S = reinterpret_cast<const float4*>(w.S);
   uint2* Sin = reinterpret_cast<uint2*>(w.Sin);
   const float* cs = w.cs + int64_t(h) * L;
@@ -490,15 +490,15 @@ __global__ void ssd_tc_pass_kernel(SsdParams p, TcWork w, int nc) {
 #pragma unroll
     for (int u = 0; u < U; u++)
       if (c0 + u < nc) {
-        __nv_bfloat162 lo = __floats2bfloat162_rn(run[0], run[1]), hi = __floats2bfloat162_rn(run[2], run[3]);
+        __nv_bfloat162 lo = __floats2bfloat162_rn(run.x, run.y), hi = __floats2bfloat162_rn(run.z, run.w);
         Sin[int64_t(c0 + u) * NHP4 + i4] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
-        run[0] = decay[u] * run[0] + v[u].x;
-        run[1] = decay[u] * run[1] + v[u].y;
-        run[2] = decay[u] * run[2] + v[u].z;
-        run[3] = decay[u] * run[3] + v[u].w;
+        run.x = decay[u] * run.x + v[u].x;
+        run.y = decay[u] * run.y + v[u].y;
+        run.z = decay[u] * run.z + v[u].z;
+        run.w = decay[u] * run.w + v[u].w;
       }
   }
-  for (int k = 0; k < 4; k++) p.state[int64_t(hp + k) * N + n] = run[k];
+  reinterpret_cast<float4*>(p.state)[i4] = run;
 }
 
 // y at (t, i): the intra-chunk part, the entering state's part and the D skip.
@@ -522,40 +522,52 @@ __global__ void __launch_bounds__(256) ssd_tc_out_kernel(SsdParams p, TcWork w, 
 }
 
 // grid (L, D / group), kNormThreads threads: y as above, then Mamba-2's gated RMSNorm over the group
-// (norm.cu's rms_norm semantics), written in bf16/f16 for out_proj. Each thread keeps its ≤ kNormPer
-// values in registers between the sum of squares and the output.
-constexpr int kNormThreads = 256, kNormPer = 32;
+// (norm.cu's rms_norm semantics), written in bf16/f16 for out_proj. Each thread takes quads of
+// columns (16-byte loads of Yd, Yo, x and z; ssd_norm_fuses checks the alignment) and keeps its
+// ≤ kNormQuads quads in registers between the sum of squares and the output.
+constexpr int kNormThreads = 256, kNormQuads = 8;
 template <class OT>
 __global__ void __launch_bounds__(kNormThreads) ssd_tc_out_norm_kernel(SsdParams p, TcWork w, int Lp, SsdGatedNorm nm) {
   extern __shared__ float ecs[];
   __shared__ float tmp[32];
-  const int t = blockIdx.x, H = int(p.H), P = int(p.P), G = int(nm.group), g0 = int(blockIdx.y) * G;
+  const int t = blockIdx.x, H = int(p.H), P = int(p.P), HP = H * P, G = int(nm.group), g0 = int(blockIdx.y) * G;
   for (int h = threadIdx.x; h < H; h += blockDim.x) ecs[h] = __expf(w.cs[int64_t(h) * p.L + t]);
   __syncthreads();
   const float* z = nm.z + int64_t(t) * nm.z_stride;
-  float v[kNormPer];
+  const float* x = p.x + int64_t(t) * p.x_stride;
+  const float* yo = w.Yo + int64_t(t) * HP;
+  float4 v[kNormQuads];
   float ss = 0.f;
 #pragma unroll
-  for (int k = 0; k < kNormPer; k++) {
-    const int d = g0 + threadIdx.x + k * kNormThreads;
-    v[k] = 0.f;
-    if (threadIdx.x + k * kNormThreads < G) {
+  for (int k = 0; k < kNormQuads; k++) {
+    const int j = 4 * (threadIdx.x + k * kNormThreads), d = g0 + j;
+    v[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (j < G) {
       const int h = d / P;
-      float y = ssd_tc_y(p, w, Lp, t, d, h, ecs[h]);
-      if (!nm.norm_before_gate) y *= silu_d(z[d]);
+      const float e = ecs[h], Dh = p.D ? p.D[h] : 0.f;
+      const float4 a = *reinterpret_cast<const float4*>(w.Yd + (int64_t(h) * Lp + t) * P + (d - h * P));
+      const float4 b = *reinterpret_cast<const float4*>(yo + d), xv = *reinterpret_cast<const float4*>(x + d);
+      float4 y = make_float4(a.x + e * b.x + Dh * xv.x, a.y + e * b.y + Dh * xv.y, a.z + e * b.z + Dh * xv.z, a.w + e * b.w + Dh * xv.w);
+      if (!nm.norm_before_gate) {
+        const float4 zv = *reinterpret_cast<const float4*>(z + d);
+        y.x *= silu_d(zv.x), y.y *= silu_d(zv.y), y.z *= silu_d(zv.z), y.w *= silu_d(zv.w);
+      }
       v[k] = y;
-      ss += y * y;
+      ss += y.x * y.x + y.y * y.y + y.z * y.z + y.w * y.w;
     }
   }
   const float r = nm.gate_only ? 1.f : rsqrtf(block_sum(ss, tmp) / float(G) + nm.eps);
   OT* out = static_cast<OT*>(nm.y_half) + int64_t(t) * nm.y_half_stride;
 #pragma unroll
-  for (int k = 0; k < kNormPer; k++) {
-    const int d = g0 + threadIdx.x + k * kNormThreads;
-    if (threadIdx.x + k * kNormThreads < G) {
-      float o = v[k] * r * (nm.w && !nm.gate_only ? nm.w[d] : 1.f);
-      if (nm.norm_before_gate) o *= silu_d(z[d]);
-      out[d] = from_f<OT>(o);
+  for (int k = 0; k < kNormQuads; k++) {
+    const int j = 4 * (threadIdx.x + k * kNormThreads), d = g0 + j;
+    if (j < G) {
+      float o[4] = {v[k].x * r, v[k].y * r, v[k].z * r, v[k].w * r};
+      for (int q = 0; q < 4; q++) {
+        if (nm.w && !nm.gate_only) o[q] *= nm.w[d + q];
+        if (nm.norm_before_gate) o[q] *= silu_d(z[d + q]);
+        out[d + q] = from_f<OT>(o[q]);
+      }
     }
   }
 }
@@ -620,12 +632,12 @@ static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Bl
   ssd_tc_mask_kernel<<<dim3(unsigned(nc), unsigned(H)), 256, 0, s>>>(p, w);
   SSM_CUDA_LAUNCH_CHECK("ssd mask");
   blas.gemm_batched({Q, P, Q, H * nc, w.Mm, Q, Q * Q, false, w.Xd, P, Q * P, false, w.Yd, P, Q * P}, s);
-  for (int64_t g = 0; g < G; g++)  // S[c] (N, its heads' columns) = B_cgᵀ · Xs_c
-    blas.gemm_batched({N, HgP, Q, nc, w.Bb + g * N, GN, Q * GN, true, w.Xs + g * HgP, HP, Q * HP, false, w.S + g * HgP, HP, N * HP}, s);
+  for (int64_t g = 0; g < G; g++)  // S[c] (its heads' rows of (H·P, N)) = Xs_cgᵀ · B_cg
+    blas.gemm_batched({HgP, N, Q, nc, w.Xs + g * HgP, HP, Q * HP, true, w.Bb + g * N, GN, Q * GN, false, w.S + g * HgP * N, N, HP * N}, s);
   ssd_tc_pass_kernel<<<blocks_for(N * HP / 4, 256), 256, 0, s>>>(p, w, int(nc));
   SSM_CUDA_LAUNCH_CHECK("ssd pass");
   for (int64_t g = 0; g < G; g++)  // Yo[c] = C_cg · Sin[c]
-    blas.gemm_batched({Q, HgP, N, nc, w.Cb + g * N, GN, Q * GN, false, w.Sin + g * HgP, HP, N * HP, false, w.Yo + g * HgP, HP, Q * HP}, s);
+    blas.gemm_batched({Q, HgP, N, nc, w.Cb + g * N, GN, Q * GN, false, w.Sin + g * HgP * N, N, HP * N, true, w.Yo + g * HgP, HP, Q * HP}, s);
   if (norm) {
     const dim3 grid(unsigned(p.L), unsigned(HP / norm->group));
     if (norm->y_dtype == DType::F16)
@@ -639,19 +651,22 @@ static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Bl
 }
 
 bool ssd_norm_fuses(const SsdParams& p, SsdMath math, const SsdGatedNorm& n) {
-  return math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk) && n.group > 0 && (p.H * p.P) % n.group == 0 &&
-         n.group <= kNormThreads * kNormPer && n.y_half && n.y_dtype != DType::F32 && (p.H * p.P) < (int64_t(1) << 30) && p.L < (int64_t(1) << 30);
+  auto a16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+  return math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk) && a16(p.state) && n.group > 0 && n.group % 4 == 0 && (p.H * p.P) % n.group == 0 &&
+         n.group <= 4 * kNormThreads * kNormQuads && n.y_half && n.y_dtype != DType::F32 && n.z && a16(n.z) && n.z_stride % 4 == 0 &&
+         a16(p.x) && p.x_stride % 4 == 0 && (p.H * p.P) < (int64_t(1) << 30) && p.L < (int64_t(1) << 30);
 }
 
 void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math, Blas* blas, const SsdGatedNorm* norm) {
   if (p.L <= 0) return;
   if (p.G <= 0 || p.H % p.G != 0) throw Error("ssd_prefill: n_groups must divide num_heads");
   if (norm && !ssd_norm_fuses(p, math, *norm)) throw Error("ssd_prefill: this gated norm cannot be fused (internal: ssd_norm_fuses)");
-  if (math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk)) {
+  // The bf16 path also needs a 16-byte-aligned state (the pass kernel moves it four floats at a time).
+  if (math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk) && reinterpret_cast<uintptr_t>(p.state) % 16 == 0) {
     if (!blas) throw Error("ssd_prefill: the bf16 path needs a Blas (internal)");
     return ssd_prefill_bf16(p, work, s, *blas, norm);
   }
-  if (math == SsdMath::BF16) math = SsdMath::F32;  // shapes the bf16 GEMMs cannot take (ssd_bf16_ok)
+  if (math == SsdMath::BF16) math = SsdMath::F32;  // shapes the bf16 GEMMs cannot take (ssd_bf16_ok), unaligned state
   const int64_t Q = p.chunk, nc = (p.L + Q - 1) / Q, nt = (Q + kTile - 1) / kTile;
   Work w = carve(work, p.L, p.H, p.P, p.G, p.N, Q);
   const bool tc = math == SsdMath::TF32;
