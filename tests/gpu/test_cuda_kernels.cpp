@@ -412,6 +412,43 @@ TEST(CudaKernels, HalfInputsEqualTheConvertingPath) {
   EXPECT_THROW(blas.linear(a, nullptr), Error);
 }
 
+// Blas::gemm_batched against a double-precision loop on the same bf16-rounded operands, for every
+// transpose combination, padded leading dimensions, strides between batches, beta = 1, and sizes
+// that are not tile multiples (bf16 needs leading dimensions that are multiples of 8 elements).
+TEST(CudaKernels, GemmBatchedMatchesLoop) {
+  SKIP_WITHOUT_GPU();
+  kc::Blas blas;
+  const int64_t M = 40, N = 24, K = 56, batch = 3;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      const int64_t lda = (ta ? M : K) + 8, ldb = (tb ? K : N) + 16, ldc = N + 4;
+      const int64_t sa = (ta ? K : M) * lda + 8, sb = (tb ? N : K) * ldb, sc = M * ldc + 12;
+      auto a = randn(static_cast<size_t>(batch * sa), 31 + ta), b = randn(static_cast<size_t>(batch * sb), 33 + tb);
+      auto c0 = randn(static_cast<size_t>(batch * sc), 35);
+      std::vector<uint16_t> a16(a.size()), b16(b.size());
+      for (size_t i = 0; i < a.size(); i++) a16[i] = f32_to_bf16(a[i]), a[i] = bf16_to_f32(a16[i]);
+      for (size_t i = 0; i < b.size(); i++) b16[i] = f32_to_bf16(b[i]), b[i] = bf16_to_f32(b16[i]);
+      std::vector<float> ref = c0;
+      for (int64_t q = 0; q < batch; q++)
+        for (int64_t i = 0; i < M; i++)
+          for (int64_t j = 0; j < N; j++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++)
+              acc += double(a[size_t(q * sa + (ta ? k * lda + i : i * lda + k))]) * double(b[size_t(q * sb + (tb ? j * ldb + k : k * ldb + j))]);
+            ref[size_t(q * sc + i * ldc + j)] += float(acc);  // beta = 1
+          }
+      DevBuf<uint16_t> da(a16), db(b16);
+      DevBuf<float> dc(c0);
+      kc::BatchedGemm g{M, N, K, batch, da.p, lda, sa, ta == 1, db.p, ldb, sb, tb == 1, dc.p, ldc, sc};
+      g.beta = 1.f;
+      blas.gemm_batched(g, nullptr);
+      const auto got = dc.host();
+      float err = 0.f;
+      for (size_t i = 0; i < got.size(); i++) err = std::max(err, std::fabs(got[i] - ref[i]));
+      EXPECT_LT(err, 1e-4f) << "trans_a " << ta << " trans_b " << tb;  // exact products, f32 sums of 56 terms
+    }
+}
+
 struct SsdCase { int64_t L, H, P, G, N, Q; };
 
 class CudaSsd : public ::testing::TestWithParam<SsdCase> {};
