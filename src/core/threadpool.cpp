@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -80,6 +81,21 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     const int64_t u0 = i * per + std::min<int64_t>(i, extra), u1 = u0 + per + (i < extra ? 1 : 0);
     const int64_t b = u0 * grain, e = std::min(n, u1 * grain);
     if (b < e) fn(b, e);
+  });
+}
+
+void parallel_chunks(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  chunk = std::max<int64_t>(1, chunk);
+  const int64_t parts = (n + chunk - 1) / chunk;
+  if (parts <= 1 || num_threads() == 1 || omp_in_parallel()) {
+    fn(0, n);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  parallel_run([&](int, int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < parts; c = next.fetch_add(1, std::memory_order_relaxed))
+      fn(c * chunk, std::min(n, (c + 1) * chunk));
   });
 }
 

@@ -21,6 +21,9 @@ void set_num_threads(int n);
 // fn(begin, end) over ranges of at least `grain` items (the last may be shorter).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+// fn(begin, end) over chunks of `chunk` items (the last may be shorter) that the threads claim one at
+// a time, so a thread slowed down (another process, a busy host core) takes fewer of them.
+void parallel_chunks(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
 // fn(thread_index, n_threads) once on every participating thread.
 void parallel_run(const std::function<void(int, int)>& fn);
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "core/dtype.hpp"
@@ -260,6 +261,27 @@ TEST(ThreadPool, ParallelForCoversEachIndexOnce) {
         });
         for (int64_t i = 0; i < n; i++) ASSERT_EQ(hit[size_t(i)].load(), 1) << n << " " << grain << " " << i;
       }
+  }
+  set_num_threads(0);
+}
+
+TEST(ThreadPool, ParallelChunksCoverEachIndexOnceAndRethrow) {
+  for (int threads : {1, 2, 3, 8}) {
+    set_num_threads(threads);
+    for (int64_t n : {0, 1, 5, 64, 1000, 4097})
+      for (int64_t chunk : {1, 7, 64, 5000}) {
+        std::vector<std::atomic<int>> hit(static_cast<size_t>(n));
+        parallel_chunks(n, chunk, [&](int64_t b, int64_t e) {
+          ASSERT_LE(0, b);
+          ASSERT_LE(e, n);
+          ASSERT_EQ(b % chunk, 0);  // chunks start on multiples of the chunk size
+          if (e - b != chunk) ASSERT_EQ(e, n);  // only the last chunk may be short
+          for (int64_t i = b; i < e; i++) hit[size_t(i)]++;
+        });
+        for (int64_t i = 0; i < n; i++) ASSERT_EQ(hit[size_t(i)].load(), 1) << n << " " << chunk << " " << i;
+      }
+    EXPECT_THROW(parallel_chunks(100, 3, [](int64_t b, int64_t e) { if (b <= 33 && 33 < e) throw std::runtime_error("item 33"); }),
+                 std::runtime_error);
   }
   set_num_threads(0);
 }
