@@ -197,6 +197,16 @@ TEST(CudaKernels, SelectiveScanPrefill) {
       EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "L=" << L << " E=" << E << " N=" << N << " chunks " << chunks;
       EXPECT_LT(rel_err(dh.host(), rh), 2e-5f) << "state, chunks " << chunks;
     }
+    // The single-pass warp-scan kernel (d_state <= 16): the lanes' maps reassociate the products the
+    // same way, so the same bound.
+    if (kc::selective_scan_warp_ok(N)) {
+      dh.upload(h);
+      kc::selective_scan_warp({L, E, N, du.p, E, ddl.p, E, db.p, dA.p, dB.p, N, dC.p, N, dD.p, dz.p, E, dh.p, dy.p, E}, nullptr);
+      const float ey = rel_err(dy.host(), ref), eh = rel_err(dh.host(), rh);
+      std::printf("[ scan warp ] L=%lld E=%lld N=%lld: rel err y %.2g state %.2g\n", (long long)L, (long long)E, (long long)N, ey, eh);
+      EXPECT_LT(ey, 2e-5f) << "warp scan L=" << L << " E=" << E << " N=" << N;
+      EXPECT_LT(eh, 2e-5f) << "warp scan state";
+    }
   }
 }
 

@@ -146,6 +146,11 @@ constexpr int64_t kScanMaxChunks = 64;
 int64_t selective_scan_workspace_floats(int64_t L, int64_t E, int64_t N);
 int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N);
 void selective_scan(const ScanParams& p, cudaStream_t stream, float* work = nullptr, int64_t chunks = 0);
+// Single-pass prefill scan (one warp per channel, a warp scan of per-lane affine maps; scan.cu), for
+// d_state <= 16. Opt-in while it is measured: SSM_CUDA_SCAN=warp makes selective_scan (automatic
+// chunking) take it.
+bool selective_scan_warp_ok(int64_t N);
+void selective_scan_warp(const ScanParams& p, cudaStream_t stream);
 // One token for B sequences, fused: [weightless RMSNorm of δ, B, C] → Δ = softplus(dt_proj·δ + dt_bias)
 // → h = exp(ΔA)h + ΔBu → y = (C·h + D·u)·silu(z).
 struct Mamba1StepParams {

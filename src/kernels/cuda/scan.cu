@@ -759,6 +759,119 @@ void launch_step_batched(const Mamba1StepParams& p, int gs, int64_t spl, cudaStr
   }
 }
 
+// ---- Single-pass warp-scan prefill (opt-in: SSM_CUDA_SCAN=warp; selective_scan_warp) -------------
+// One warp per channel walks the sequence in tiles of 32·kWpI steps; lane j owns the kWpI consecutive
+// steps j·kWpI … of a tile. For each state n: the lane folds its steps into one affine map
+// h ↦ P·h + Q (P = Π exp(ΔA), Q the state its steps build from zero), a warp inclusive scan composes
+// the maps across lanes, the lane's entering state is the previous lanes' map applied to the state
+// entering the tile, and the lane replays its steps from it, adding C·h to its outputs; lane 31's map
+// carries the state to the next tile. Each exp(ΔA) is computed once (the time-chunked kernels above
+// compute them twice). A block holds 8 channels (8 warps) and stages each tile's u, δ, z of its
+// channels and B, C in shared memory, padded (one float per 32) so lanes reading their own steps hit
+// distinct banks; outputs go back through shared memory so each row's 8 channels are written together.
+constexpr int kWpI = 8, kWarpCh = 8, kWarpT = 32 * kWpI, kWarpPitch = kWarpT + kWarpT / 32;
+
+__device__ __forceinline__ int wpos(int t) { return t + (t >> 5); }
+
+template <int NS>
+constexpr size_t warp_scan_smem_floats() { return size_t(4 * kWarpCh + 2 * NS) * kWarpPitch; }
+
+template <int NS>
+__global__ void __launch_bounds__(32 * kWarpCh) scan_warp_kernel(ScanParams p) {
+  extern __shared__ __align__(16) float sm[];
+  float* Us = sm;                              // [kWarpCh][pitch] each
+  float* Ds = Us + kWarpCh * kWarpPitch;
+  float* Zs = Ds + kWarpCh * kWarpPitch;
+  float* Ys = Zs + kWarpCh * kWarpPitch;
+  float* Bs = Ys + kWarpCh * kWarpPitch;       // [NS][pitch]
+  float* Cs = Bs + NS * kWarpPitch;
+  const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, N = int(p.N);
+  const int64_t e0 = int64_t(blockIdx.x) * kWarpCh, e = e0 + w;
+  const bool active = e < p.E;
+  float A[NS], h[NS];
+#pragma unroll
+  for (int n = 0; n < NS; n++) {
+    const bool ok = active && n < N;
+    A[n] = ok ? p.A[e * p.N + n] : 0.f;
+    h[n] = ok ? p.h[e * p.N + n] : 0.f;
+  }
+  const float Dv = active && p.D ? p.D[e] : 0.f, bias = active ? p_bias(p, e) : 0.f;
+  for (int64_t t0 = 0; t0 < p.L; t0 += kWarpT) {
+    // Stage the tile: channels (states) fastest, so a warp's loads cover whole 32-byte sectors of a few
+    // rows; the shared-memory stores then meet at most 2 (4) to a bank.
+    for (int i = tid; i < kWarpCh * kWarpT; i += blockDim.x) {
+      const int c = i % kWarpCh, tt = i / kWarpCh;
+      const int64_t t = t0 + tt, ec = e0 + c;
+      const bool ok = t < p.L && ec < p.E;
+      Us[c * kWarpPitch + wpos(tt)] = ok ? p.u[t * p.u_stride + ec] : 0.f;
+      Ds[c * kWarpPitch + wpos(tt)] = ok ? p.delta[t * p.delta_stride + ec] : 0.f;
+      Zs[c * kWarpPitch + wpos(tt)] = ok && p.z ? p.z[t * p.z_stride + ec] : 0.f;
+    }
+    for (int i = tid; i < NS * kWarpT; i += blockDim.x) {
+      const int n = i % NS, tt = i / NS;
+      const int64_t t = t0 + tt;
+      const bool ok = t < p.L && n < N;
+      Bs[n * kWarpPitch + wpos(tt)] = ok ? p.B[t * p.B_stride + n] : 0.f;
+      Cs[n * kWarpPitch + wpos(tt)] = ok ? p.C[t * p.C_stride + n] : 0.f;
+    }
+    __syncthreads();
+    float dt[kWpI], du[kWpI], y[kWpI];
+#pragma unroll
+    for (int i = 0; i < kWpI; i++) {
+      const int tt = lane * kWpI + i;
+      const float u = Us[w * kWarpPitch + wpos(tt)];
+      dt[i] = t0 + tt < p.L ? softplus_d(Ds[w * kWarpPitch + wpos(tt)] + bias) : 0.f;  // past the end: identity steps
+      du[i] = dt[i] * u;
+      y[i] = Dv * u;
+    }
+#pragma unroll
+    for (int n = 0; n < NS; n++) {
+      if (n >= N) break;
+      float a[kWpI], P = 1.f, Q = 0.f;
+#pragma unroll
+      for (int i = 0; i < kWpI; i++) {
+        a[i] = __expf(dt[i] * A[n]);
+        P *= a[i];
+        Q = fmaf(a[i], Q, du[i] * Bs[n * kWarpPitch + wpos(lane * kWpI + i)]);
+      }
+      // Inclusive scan of the lanes' maps: (P1, Q1) then (P2, Q2) is (P1·P2, P2·Q1 + Q2).
+#pragma unroll
+      for (int off = 1; off < 32; off <<= 1) {
+        const float Pp = __shfl_up_sync(0xffffffffu, P, off), Qp = __shfl_up_sync(0xffffffffu, Q, off);
+        if (lane >= off) Q = fmaf(P, Qp, Q), P *= Pp;
+      }
+      float Pe = __shfl_up_sync(0xffffffffu, P, 1), Qe = __shfl_up_sync(0xffffffffu, Q, 1);
+      if (lane == 0) Pe = 1.f, Qe = 0.f;
+      float hc = fmaf(Pe, h[n], Qe);  // the state entering this lane's steps
+#pragma unroll
+      for (int i = 0; i < kWpI; i++) {
+        const int pos = n * kWarpPitch + wpos(lane * kWpI + i);
+        hc = fmaf(a[i], hc, du[i] * Bs[pos]);
+        y[i] = fmaf(Cs[pos], hc, y[i]);
+      }
+      h[n] = fmaf(__shfl_sync(0xffffffffu, P, 31), h[n], __shfl_sync(0xffffffffu, Q, 31));
+    }
+#pragma unroll
+    for (int i = 0; i < kWpI; i++) {
+      const int tt = lane * kWpI + i;
+      float v = y[i];
+      if (p.z) v *= silu_d(Zs[w * kWarpPitch + wpos(tt)]);
+      Ys[w * kWarpPitch + wpos(tt)] = v;
+    }
+    __syncthreads();
+    for (int i = tid; i < kWarpCh * kWarpT; i += blockDim.x) {  // channels fastest: a row's 8 outputs together
+      const int c = i % kWarpCh, tt = i / kWarpCh;
+      const int64_t t = t0 + tt, ec = e0 + c;
+      if (t < p.L && ec < p.E) p.y[t * p.y_stride + ec] = Ys[c * kWarpPitch + wpos(tt)];
+    }
+    __syncthreads();  // the next tile's staging overwrites the buffers
+  }
+  if (active && lane == 0)
+#pragma unroll
+    for (int n = 0; n < NS; n++)
+      if (n < N) p.h[e * p.N + n] = h[n];
+}
+
 int group_size(int64_t N) {
   int g = 1;
   while (g < N && g < 32) g *= 2;
@@ -778,6 +891,23 @@ int64_t chunk_step(int64_t N) { return per_channel(N) ? kTs : kTc; }
 int64_t max_chunks(int64_t L) { return std::max<int64_t>(1, std::min<int64_t>(kScanMaxChunks, (L + kTs - 1) / kTs)); }
 
 }  // namespace
+
+bool selective_scan_warp_ok(int64_t N) { return N >= 1 && N <= 16; }
+
+void selective_scan_warp(const ScanParams& p, cudaStream_t s) {
+  if (p.L <= 0) return;
+  if (!selective_scan_warp_ok(p.N)) throw Error("selective_scan_warp: d_state " + std::to_string(p.N) + " is above 16 (internal)");
+  const unsigned grid = blocks_for(p.E, kWarpCh);
+  auto go = [&](auto kernel, size_t floats) {
+    const size_t bytes = floats * sizeof(float);
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), "selective_scan_warp smem");
+    kernel<<<grid, 32 * kWarpCh, bytes, s>>>(p);
+  };
+  if (p.N <= 4) go(scan_warp_kernel<4>, warp_scan_smem_floats<4>());
+  else if (p.N <= 8) go(scan_warp_kernel<8>, warp_scan_smem_floats<8>());
+  else go(scan_warp_kernel<16>, warp_scan_smem_floats<16>());
+  SSM_CUDA_LAUNCH_CHECK("selective_scan_warp");
+}
 
 int64_t selective_scan_workspace_floats(int64_t L, int64_t E, int64_t N) { return max_chunks(L) * E * (N + 1); }
 
@@ -804,6 +934,8 @@ int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N) {
 
 void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t chunks) {
   if (p.L <= 0) return;
+  static const bool warp = [] { const char* e = std::getenv("SSM_CUDA_SCAN"); return e && std::string(e) == "warp"; }();
+  if (warp && chunks <= 0 && selective_scan_warp_ok(p.N)) return selective_scan_warp(p, s);
   const int64_t step = chunk_step(p.N);
   if (chunks <= 0) chunks = work ? selective_scan_chunks(p.L, p.E, p.N) : 1;
   if (chunks > 1 && !work) throw Error("selective_scan: a chunked scan needs its workspace (internal)");
