@@ -5,10 +5,12 @@
 //   3 state: S_c[h] = Σ_s exp(cs_end - cs_s) Δ_s x_s ⊗ B_s                           (nc, H, P, N)
 //   4 pass:  S_in[c] = state entering chunk c (sequential over chunks, in place); final state out
 //   5 out:   y_t = Σ_{s≤t} CB[t,s] exp(cs_t - cs_s) Δ_s x_s + exp(cs_t) C_t·S_in + D x_t
-// 2, 3 and 5 are 64×64-tiled matrix products staged in shared memory, in one of two arithmetics
-// (SsdMath): f32 FMA on the CUDA cores, so f32 checkpoints keep f32 accuracy, or TF32 tensor cores
-// (WMMA m16n16k8, operands rounded to TF32's 10-bit mantissa, f32 accumulation and f32 chunk states),
-// opt-in (SSM_CUDA_SSD=tf32; see ssd_math for why it is not the default).
+// Three arithmetics (SsdMath). BF16 (the default for bf16/f16 checkpoints): the products of 2, 3
+// and 5 are cuBLASLt strided-batched bf16 GEMMs around small layout kernels (the "BF16 path" section
+// below), with the gated RMSNorm optionally fused into the output. F32 (f32 checkpoints) and TF32
+// (opt-in, SSM_CUDA_SSD=tf32): 2, 3 and 5 are 64×64-tiled matrix products staged in shared memory,
+// f32 FMA on the CUDA cores (f32 accuracy) or TF32 WMMA m16n16k8 (operands rounded to TF32's 10-bit
+// mantissa, f32 accumulation and chunk states).
 // The step kernel updates one head of one sequence per block: a warp per state row, lanes across N,
 // B and C held in registers.
 #include <mma.h>
