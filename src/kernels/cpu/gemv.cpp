@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -323,11 +324,13 @@ bool gemv_dynamic() {
   return v;
 }
 
-// Chunks of ~256 KB of weights (a multiple of the 4-row grain), at least 4 per thread.
-int64_t gemv_chunk_rows(int64_t N, int64_t row_bytes, int64_t grain) {
-  int64_t rows = std::max<int64_t>(grain, (256 * 1024) / row_bytes / 4 * 4);
+// Runs job(n0, n1) over the N weight rows: dynamically in chunks of ~256 KB of weights (a multiple of
+// the 4-row grain, at least 4 chunks per thread), or statically in ranges of at least `grain` rows.
+void split_rows(int64_t N, int64_t row_bytes, int64_t grain, const std::function<void(int64_t, int64_t)>& job) {
+  if (!gemv_dynamic()) return parallel_for(N, grain, job);
+  const int64_t rows = std::max<int64_t>(grain, (256 * 1024) / row_bytes / 4 * 4);
   const int64_t most = std::max<int64_t>(grain, N / (4 * int64_t(num_threads())) / 4 * 4);
-  return std::min(rows, most);
+  parallel_chunks(N, std::min(rows, most), job);
 }
 
 void gemv(const LinearParams& p) {
@@ -349,17 +352,11 @@ void gemv(const LinearParams& p) {
     for (int r = 0; r < 4; r++) std::copy(xs.begin(), xs.begin() + nb, xs4.begin() + r * nb);
     const int16_t* xqp = xq.data();  // thread_local: the pool's workers must see this thread's buffers
     const float *xsp = xs.data(), *xs4p = xs4.data();
-    auto job = [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvQ8Impl)(p, xqp, xsp, xs4p, n0, n1); };
-    if (gemv_dynamic()) parallel_chunks(p.N, gemv_chunk_rows(p.N, row_bytes, grain), job);
-    else parallel_for(p.N, grain, job);
+    split_rows(p.N, row_bytes, grain,
+               [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvQ8Impl)(p, xqp, xsp, xs4p, n0, n1); });
     return;
   }
-  if (gemv_dynamic()) {
-    parallel_chunks(p.N, gemv_chunk_rows(p.N, row_bytes, grain),
-                    [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvImpl)(p, n0, n1); });
-    return;
-  }
-  parallel_for(p.N, grain, [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvImpl)(p, n0, n1); });
+  split_rows(p.N, row_bytes, grain, [&](int64_t n0, int64_t n1) { HWY_DYNAMIC_DISPATCH(GemvImpl)(p, n0, n1); });
 }
 
 }  // namespace ssm::kernels::cpu

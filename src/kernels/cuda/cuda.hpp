@@ -80,9 +80,12 @@ class Blas {
   void linear(const LinearArgs& a, cudaStream_t stream);
   void gemm_batched(const BatchedGemm& g, cudaStream_t stream);
   size_t device_bytes() const { return ws_bytes_ + xbuf_bytes_; }
-  struct Plan;  // a cached cuBLASLt descriptor set + chosen algorithm (gemm.cu)
 
  private:
+  struct Plan;  // a cached cuBLASLt descriptor set + chosen algorithm (gemm.cu)
+  static void destroy(Plan* p);
+  // A cuBLASLt preference: this workspace, and the operands' alignments (0: not stated).
+  void* preference(uint32_t align_a, uint32_t align_b, uint32_t align_c) const;
   Plan& plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, uint32_t align_b, uint32_t align_c);
   void* handle_ = nullptr;
   void* ws_ = nullptr;

@@ -10,7 +10,6 @@
 namespace ssm::kernels::cuda {
 namespace {
 
-
 template <class WT>
 __global__ void embed_kernel(const int32_t* ids, const WT* table, int64_t D, float* h) {
   const int64_t t = blockIdx.x;

@@ -475,9 +475,8 @@ __global__ void ssd_tc_pass_kernel(SsdParams p, TcWork w, int nc) {
   const int i4 = blockIdx.x * blockDim.x + threadIdx.x;
   if (i4 >= NHP4) return;
   const int h = (4 * i4 / N) / P;
-  float4 run = reinterpret_cast<const float4*>(p.state)[i4];
+  float4 run = Pack4<float>::ld(p.state + 4 * int64_t(i4));
   const float4* S = reinterpret_cast<const float4*>(w.S);
-  uint2* Sin = reinterpret_cast<uint2*>(w.Sin);
   const float* cs = w.cs + int64_t(h) * L;
   constexpr int U = 8;
   for (int c0 = 0; c0 < nc; c0 += U) {
@@ -492,15 +491,14 @@ __global__ void ssd_tc_pass_kernel(SsdParams p, TcWork w, int nc) {
 #pragma unroll
     for (int u = 0; u < U; u++)
       if (c0 + u < nc) {
-        __nv_bfloat162 lo = __floats2bfloat162_rn(run.x, run.y), hi = __floats2bfloat162_rn(run.z, run.w);
-        Sin[int64_t(c0 + u) * NHP4 + i4] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+        Pack4<__nv_bfloat16>::st(w.Sin + 4 * (int64_t(c0 + u) * NHP4 + i4), run);
         run.x = decay[u] * run.x + v[u].x;
         run.y = decay[u] * run.y + v[u].y;
         run.z = decay[u] * run.z + v[u].z;
         run.w = decay[u] * run.w + v[u].w;
       }
   }
-  reinterpret_cast<float4*>(p.state)[i4] = run;
+  Pack4<float>::st(p.state + 4 * int64_t(i4), run);
 }
 
 // y at (t, i): the intra-chunk part, the entering state's part and the D skip.
@@ -652,19 +650,25 @@ static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Bl
   SSM_CUDA_LAUNCH_CHECK("ssd out");
 }
 
+static bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; }
+
+// Whether ssd_prefill takes the bf16 path: asked for, a shape the GEMMs take, and a 16-byte-aligned
+// state (the pass kernel moves it four floats at a time).
+static bool takes_bf16(const SsdParams& p, SsdMath math) {
+  return math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk) && aligned16(p.state);
+}
+
 bool ssd_norm_fuses(const SsdParams& p, SsdMath math, const SsdGatedNorm& n) {
-  auto a16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
-  return math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk) && a16(p.state) && n.group > 0 && n.group % 4 == 0 && (p.H * p.P) % n.group == 0 &&
-         n.group <= 4 * kNormThreads * kNormQuads && n.y_half && n.y_dtype != DType::F32 && n.z && a16(n.z) && n.z_stride % 4 == 0 &&
-         a16(p.x) && p.x_stride % 4 == 0 && (p.H * p.P) < (int64_t(1) << 30) && p.L < (int64_t(1) << 30);
+  return takes_bf16(p, math) && n.group > 0 && n.group % 4 == 0 && (p.H * p.P) % n.group == 0 &&
+         n.group <= 4 * kNormThreads * kNormQuads && n.y_half && n.y_dtype != DType::F32 && n.z && aligned16(n.z) && n.z_stride % 4 == 0 &&
+         aligned16(p.x) && p.x_stride % 4 == 0 && (p.H * p.P) < (int64_t(1) << 30) && p.L < (int64_t(1) << 30);
 }
 
 void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math, Blas* blas, const SsdGatedNorm* norm) {
   if (p.L <= 0) return;
   if (p.G <= 0 || p.H % p.G != 0) throw Error("ssd_prefill: n_groups must divide num_heads");
   if (norm && !ssd_norm_fuses(p, math, *norm)) throw Error("ssd_prefill: this gated norm cannot be fused (internal: ssd_norm_fuses)");
-  // The bf16 path also needs a 16-byte-aligned state (the pass kernel moves it four floats at a time).
-  if (math == SsdMath::BF16 && ssd_bf16_ok(p.P, p.N, p.chunk) && reinterpret_cast<uintptr_t>(p.state) % 16 == 0) {
+  if (takes_bf16(p, math)) {
     if (!blas) throw Error("ssd_prefill: the bf16 path needs a Blas (internal)");
     return ssd_prefill_bf16(p, work, s, *blas, norm);
   }
