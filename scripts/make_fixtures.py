@@ -164,6 +164,7 @@ def group_norm_patch(n_groups):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/fixtures")
+    ap.add_argument("--only", help="comma-separated fixture numbers to write (default: all)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(0)
@@ -180,11 +181,6 @@ def main():
         to_mamba_ssm_layout(src, os.path.join(a.out, "mamba1_ssm_layout"),
                             {"d_state": 5, "d_conv": 3, "expand": 2, "dt_rank": 3, "conv_bias": True, "bias": True},
                             61, 8, True)
-    try:
-        fixture_0()
-    except Exception:  # keep going: one broken fixture must not lose the others
-        traceback.print_exc()
-        failures.append(0)
 
     def fixture_1():
         # Mamba-1: no conv bias, auto dt rank, untied, stored in bf16.
@@ -193,11 +189,6 @@ def main():
         m = MambaForCausalLM(c)
         perturb(m, 2)
         save_fixture(a.out, "mamba1_bf16_untied", m, 50, [29, 5], 12, dtype="bf16", note="bf16 weights, untied, no conv bias")
-    try:
-        fixture_1()
-    except Exception:  # keep going: one broken fixture must not lose the others
-        traceback.print_exc()
-        failures.append(1)
 
     def fixture_2():
         # FalconMamba: B/C/dt RMS norms, expand 16 next to the real intermediate_size, conv 2, untied, sharded.
@@ -208,11 +199,6 @@ def main():
         perturb(m, 3)
         save_fixture(a.out, "falcon_mamba_sharded", m, 48, [23, 9], 13, shard="20KB",
                      note="mixer_rms_eps 1e-3, expand 16 with intermediate_size 40, sharded")
-    try:
-        fixture_2()
-    except Exception:  # keep going: one broken fixture must not lose the others
-        traceback.print_exc()
-        failures.append(2)
 
     def fixture_3():
         # Mamba-2: n_groups 2, sequences longer than chunk_size, untied, fp32.
@@ -222,11 +208,6 @@ def main():
         m = Mamba2ForCausalLM(c)
         perturb(m, 4)
         save_fixture(a.out, "mamba2_groups", m, 72, [45, 16, 3], 14, note="n_groups 2, chunk 16 < length 45")
-    try:
-        fixture_3()
-    except Exception:  # keep going: one broken fixture must not lose the others
-        traceback.print_exc()
-        failures.append(3)
 
     def fixture_4():
         # Mamba-2: time_step_limit, biases, conv width 3, tied, f16 weights.
@@ -237,11 +218,6 @@ def main():
         perturb(m, 5)
         save_fixture(a.out, "mamba2_limit_f16", m, 40, [21, 8], 15, dtype="f16",
                      note="time_step_limit (0.05, 0.6), biases, f16 weights")
-    try:
-        fixture_4()
-    except Exception:  # keep going: one broken fixture must not lose the others
-        traceback.print_exc()
-        failures.append(4)
 
     def fixture_5():
         # Mamba-2 in the mamba_ssm layout, n_groups 2: reference = transformers with mamba_ssm's group-wise gated norm.
@@ -257,12 +233,24 @@ def main():
                              "chunk_size": 8}, 45, 16, True)
         shutil.rmtree(src)
     
-    try:
-        fixture_5()
-    except Exception:  # keep going: one broken fixture must not lose the others
-        traceback.print_exc()
-        failures.append(5)
 
+    def fixture_6():
+        # Mamba-1 with the sizes the GPU's single-pass scan and half-precision prefill take (d_state 16,
+        # d_inner and dt_rank multiples of 8 and 4), bf16, a prompt longer than one 256-step scan tile.
+        c = MambaConfig(vocab_size=64, hidden_size=64, state_size=16, num_hidden_layers=2, conv_kernel=4, expand=2,
+                        time_step_rank=8, use_bias=False, use_conv_bias=True, tie_word_embeddings=True)
+        m = MambaForCausalLM(c)
+        perturb(m, 7)
+        save_fixture(a.out, "mamba1_bf16_tiles", m, 64, [300, 40, 9], 12, dtype="bf16", note="bf16, d_state 16, 300-token prompt")
+
+    for i, f in enumerate([fixture_0, fixture_1, fixture_2, fixture_3, fixture_4, fixture_5, fixture_6]):
+        if a.only and str(i) not in a.only.split(","):
+            continue
+        try:
+            f()
+        except Exception:  # keep going: one broken fixture must not lose the others
+            traceback.print_exc()
+            failures.append(i)
     if failures:
         raise SystemExit(f'fixtures failed: {failures}')
 

@@ -349,7 +349,7 @@ class CudaLM final : public Model {
       b.xh = arena_.alloc(size_t(T * E) * 2, what);
       b.yh = arena_.alloc(size_t(T * E) * 2, what);
     }
-    if (!decode && c_.arch == Arch::Mamba2 && wt_ != DType::F32) b.yh = arena_.alloc(size_t(T * E) * 2, what);  // out_proj's input
+    if (!decode && wt_ != DType::F32) b.yh = arena_.alloc(size_t(T * E) * 2, what);  // out_proj's (Mamba-1: and x_proj's) input
     return b;
   }
   void free_bufs(Bufs& b) {
@@ -439,12 +439,23 @@ class CudaLM final : public Model {
     const int64_t D = c_.d_model, E = c_.d_inner, N = c_.d_state, R = c_.dt_rank, K = c_.d_conv, RN = R + 2 * N;
     Bufs& b = pre_;
     linear(l.in_proj, b.h, T, D, b.proj, 2 * E, l.norm_w);  // (T, 2E): x | z
-    kc::causal_conv1d({T, E, K, b.proj, 2 * E, l.conv_w, l.conv_b, st, true, b.xc, E}, stream_);
-    linear(l.x_proj, b.xc, T, E, b.dbc, RN);  // (T, R+2N): δ | B | C
+    const kernels::ScanParams sp{T, E, N, b.xc, E, b.delta, E, l.dt_bias, l.A, b.dbc + R, RN, b.dbc + R + N, RN, l.D, b.proj + E,
+                                 2 * E, st + (K - 1) * E, b.y, E};
+    // bf16/f16 weights: the conv also writes x_proj's input and the single-pass scan writes out_proj's
+    // input in the weight dtype (b.yh holds one, then the other), so no conversion kernel runs.
+    const bool half = b.yh && T > kc::Blas::kGemvMaxM && !fuse_off_ && l.x_proj.t != DType::F32 && l.x_proj.t == l.out_proj.t &&
+                      kc::selective_scan_warp_enabled() && kc::selective_scan_warp_ok(sp, b.yh, E);
+    kc::causal_conv1d({T, E, K, b.proj, 2 * E, l.conv_w, l.conv_b, st, true, b.xc, E}, stream_, half ? b.yh : nullptr, l.x_proj.t);
+    if (half) linear_h(l.x_proj, b.yh, T, E, b.dbc, RN);
+    else linear(l.x_proj, b.xc, T, E, b.dbc, RN);  // (T, R+2N): δ | B | C
     if (c_.bcdt_rms) bcdt_norms(b.dbc, T);
     linear(l.dt_proj, b.dbc, T, RN, b.delta, E);  // (T, E), bias and softplus in the scan
-    kc::selective_scan({T, E, N, b.xc, E, b.delta, E, l.dt_bias, l.A, b.dbc + R, RN, b.dbc + R + N, RN, l.D, b.proj + E,
-                        2 * E, st + (K - 1) * E, b.y, E}, stream_, b.scan_ws);
+    if (half) {
+      kc::selective_scan_warp(sp, stream_, b.yh, l.out_proj.t, E);
+      linear_h(l.out_proj, b.yh, T, E, b.h, D, /*acc=*/true);
+      return;
+    }
+    kc::selective_scan(sp, stream_, b.scan_ws);
     linear(l.out_proj, b.y, T, E, b.h, D, nullptr, /*acc=*/true);  // h += out_proj(y)
   }
 

@@ -128,6 +128,15 @@ TEST(CudaKernels, ConvPrefillAndStep) {
     kc::causal_conv1d({L, C, K, dx.p, xs, dw.p, db.p, ds.p, true, dy.p, C}, nullptr);
     EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "L=" << L << " K=" << K;
     EXPECT_LT(rel_err(ds.host(), rst), 1e-7f) << "state L=" << L << " K=" << K;
+    // With the half-precision copy (the next GEMM's input): f32 y unchanged, the copy y rounded.
+    DevBuf<uint16_t> yh(static_cast<size_t>(L * C));
+    ds.upload(st);
+    kc::causal_conv1d({L, C, K, dx.p, xs, dw.p, db.p, ds.p, true, dy.p, C}, nullptr, yh.p, DType::BF16);
+    const auto raw = yh.host();
+    std::vector<float> got(raw.size());
+    for (size_t i = 0; i < raw.size(); i++) got[i] = bf16_to_f32(raw[i]);
+    EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "L=" << L << " K=" << K << " with the bf16 copy";
+    EXPECT_LT(rel_err(got, ref), 4e-3f) << "bf16 copy L=" << L << " K=" << K;
   }
   // Step: 3 sequences in slots 2, 0, 1 of a pool with slot stride S.
   const int64_t B = 3, C = 130, K = 4, S = 1000;
@@ -178,7 +187,7 @@ TEST(CudaKernels, SelectiveScanPrefill) {
   SKIP_WITHOUT_GPU();
   // Chunks of 32 steps are staged in shared memory: whole, partial and several chunks; N up to 128.
   for (auto [L, E, N] : {std::tuple<int64_t, int64_t, int64_t>{64, 5120, 16}, {37, 33, 7}, {5, 40, 48}, {300, 256, 16},
-                         {70, 64, 128}, {1100, 768, 16}}) {
+                         {70, 64, 128}, {1100, 768, 16}, {300, 64, 8}, {513, 72, 12}, {9, 16, 4}}) {
     auto u = randn(static_cast<size_t>(L * E), 1), dl = randn(static_cast<size_t>(L * E), 2), bias = randn(static_cast<size_t>(E), 3, 0.5f, -3.f);
     auto A = randn(static_cast<size_t>(E * N), 4, 0.5f, -1.f), Bm = randn(static_cast<size_t>(L * N), 5), Cm = randn(static_cast<size_t>(L * N), 6);
     auto D = randn(static_cast<size_t>(E), 7), z = randn(static_cast<size_t>(L * E), 8), h = randn(static_cast<size_t>(E * N), 9, 0.1f);
@@ -197,15 +206,30 @@ TEST(CudaKernels, SelectiveScanPrefill) {
       EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "L=" << L << " E=" << E << " N=" << N << " chunks " << chunks;
       EXPECT_LT(rel_err(dh.host(), rh), 2e-5f) << "state, chunks " << chunks;
     }
-    // The single-pass warp-scan kernel (d_state <= 16): the lanes' maps reassociate the products the
-    // same way, so the same bound.
-    if (kc::selective_scan_warp_ok(N)) {
+    // The single-pass warp-scan kernel (d_state 4, 8, 12, 16): the lanes' maps reassociate the
+    // products the same way, so the same bound; with half-precision outputs, the rounding of y on top
+    // (bf16: 2^-9 relative per element, f16: 2^-12).
+    const kernels::ScanParams sp{L, E, N, du.p, E, ddl.p, E, db.p, dA.p, dB.p, N, dC.p, N, dD.p, dz.p, E, dh.p, dy.p, E};
+    if (kc::selective_scan_warp_ok(sp)) {
       dh.upload(h);
-      kc::selective_scan_warp({L, E, N, du.p, E, ddl.p, E, db.p, dA.p, dB.p, N, dC.p, N, dD.p, dz.p, E, dh.p, dy.p, E}, nullptr);
+      kc::selective_scan_warp(sp, nullptr);
       const float ey = rel_err(dy.host(), ref), eh = rel_err(dh.host(), rh);
       std::printf("[ scan warp ] L=%lld E=%lld N=%lld: rel err y %.2g state %.2g\n", (long long)L, (long long)E, (long long)N, ey, eh);
       EXPECT_LT(ey, 2e-5f) << "warp scan L=" << L << " E=" << E << " N=" << N;
       EXPECT_LT(eh, 2e-5f) << "warp scan state";
+      for (DType t : {DType::BF16, DType::F16}) {
+        DevBuf<uint16_t> yh(static_cast<size_t>(L * E));
+        dh.upload(h);
+        ASSERT_TRUE(kc::selective_scan_warp_ok(sp, yh.p, E));
+        kc::selective_scan_warp(sp, nullptr, yh.p, t, E);
+        const auto raw = yh.host();
+        std::vector<float> got(raw.size());
+        for (size_t i = 0; i < raw.size(); i++) got[i] = t == DType::BF16 ? bf16_to_f32(raw[i]) : f16_to_f32(raw[i]);
+        EXPECT_LT(rel_err(got, ref), t == DType::BF16 ? 4e-3f : 6e-4f) << "warp scan, half y, L=" << L << " N=" << N;
+        EXPECT_LT(rel_err(dh.host(), rh), 2e-5f) << "warp scan state, half y";
+      }
+    } else {
+      EXPECT_TRUE(N % 4 != 0 || N > 16 || E % 8 != 0) << "the warp scan should serve N=" << N << " E=" << E;
     }
   }
 }

@@ -17,7 +17,7 @@ constexpr int kMaxK = 8;
 // the taps and the last K-1 inputs in registers, so each input is loaded once, not K times.
 constexpr int kRun = 16;
 template <int K>
-__global__ void conv_prefill_kernel(ConvParams p) {
+__global__ void conv_prefill_kernel(ConvParams p, void* y_half, DType yt) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, t0 = int64_t(blockIdx.y) * kRun;
   if (c >= p.C) return;
   float w[K], win[K];
@@ -35,7 +35,9 @@ __global__ void conv_prefill_kernel(ConvParams p) {
     float acc = b;
 #pragma unroll
     for (int k = 0; k < K; k++) acc = fmaf(w[k], win[k], acc);
-    p.y[t * p.y_stride + c] = p.silu ? silu_d(acc) : acc;
+    const float v = p.silu ? silu_d(acc) : acc;
+    p.y[t * p.y_stride + c] = v;
+    if (y_half) st_half(y_half, yt, t * p.y_stride + c, v);
 #pragma unroll
     for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
   }
@@ -224,13 +226,13 @@ void conv_xproj_step(const ConvXprojParams& p, cudaStream_t s) {
   }
 }
 
-void causal_conv1d(const ConvParams& p, cudaStream_t s) {
+void causal_conv1d(const ConvParams& p, cudaStream_t s, void* y_half, DType t) {
   if (p.K > kMaxK) throw Error("causal_conv1d: conv width " + std::to_string(p.K) + " exceeds " + std::to_string(kMaxK));
   if (p.L <= 0) return;
   if (p.L > 65535 * int64_t(kRun)) throw Error("causal_conv1d: a block of more than 1M tokens (internal)");
   const dim3 grid(blocks_for(p.C, 256), blocks_for(p.L, kRun));
   switch (p.K) {
-#define SSM_CONV_CASE(k) case k: conv_prefill_kernel<k><<<grid, 256, 0, s>>>(p); break;
+#define SSM_CONV_CASE(k) case k: conv_prefill_kernel<k><<<grid, 256, 0, s>>>(p, y_half, t); break;
     SSM_CONV_CASE(1) SSM_CONV_CASE(2) SSM_CONV_CASE(3) SSM_CONV_CASE(4)
     SSM_CONV_CASE(5) SSM_CONV_CASE(6) SSM_CONV_CASE(7) SSM_CONV_CASE(8)
 #undef SSM_CONV_CASE

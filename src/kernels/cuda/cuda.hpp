@@ -122,8 +122,9 @@ void convert_state(const void* src, bool src_bf16, void* dst, bool dst_bf16, int
 void add_bias(float* y, int64_t M, int64_t N, int64_t y_stride, const float* bias, cudaStream_t stream);
 
 // ---- conv1d.cu --------------------------------------------------------------------------------------
-// Prefill of one sequence: ConvParams with device pointers (state advanced).
-void causal_conv1d(const ConvParams& p, cudaStream_t stream);
+// Prefill of one sequence: ConvParams with device pointers (state advanced). With y_half, y is also
+// written there in bf16 (f16 when t is F16), same row stride: the next GEMM's input.
+void causal_conv1d(const ConvParams& p, cudaStream_t stream, void* y_half = nullptr, DType t = DType::BF16);
 void causal_conv1d_step(const ConvStepParams& p, cudaStream_t stream);
 // Mamba-1 decode, conv step fused with x_proj: xc = silu(conv step) as above, then dbc (B, RN) += xc · Wxᵀ
 // for Wx (RN, C), split over channel slices that add their partial sums atomically, so dbc must be
@@ -149,11 +150,16 @@ constexpr int64_t kScanMaxChunks = 64;
 int64_t selective_scan_workspace_floats(int64_t L, int64_t E, int64_t N);
 int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N);
 void selective_scan(const ScanParams& p, cudaStream_t stream, float* work = nullptr, int64_t chunks = 0);
-// Single-pass prefill scan (one warp per channel, a warp scan of per-lane affine maps; scan.cu), for
-// d_state <= 16. Opt-in while it is measured: SSM_CUDA_SCAN=warp makes selective_scan (automatic
-// chunking) take it.
-bool selective_scan_warp_ok(int64_t N);
-void selective_scan_warp(const ScanParams& p, cudaStream_t stream);
+// Single-pass prefill scan (one warp per channel, a warp scan of per-lane affine maps; scan.cu): each
+// exp(ΔA) once, no carry pass. Serves d_state 4, 8, 12 or 16, channels a multiple of 8 and 16-byte
+// aligned operands and strides (selective_scan_warp_ok); selective_scan takes it when the chunk count
+// is automatic, unless SSM_CUDA_SCAN=chunked (selective_scan_warp_enabled). With y_half (bf16, or f16
+// when t is F16; row stride y_half_stride) the outputs are written there instead of p.y: the next
+// GEMM's input, so no conversion kernel runs between them.
+bool selective_scan_warp_ok(const ScanParams& p, const void* y_half = nullptr, int64_t y_half_stride = 0);
+bool selective_scan_warp_enabled();
+void selective_scan_warp(const ScanParams& p, cudaStream_t stream, void* y_half = nullptr, DType t = DType::BF16,
+                         int64_t y_half_stride = 0);
 // One token for B sequences, fused: [weightless RMSNorm of δ, B, C] → Δ = softplus(dt_proj·δ + dt_bias)
 // → h = exp(ΔA)h + ΔBu → y = (C·h + D·u)·silu(z).
 struct Mamba1StepParams {

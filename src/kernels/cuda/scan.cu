@@ -1,13 +1,16 @@
 // Mamba-1 selective scan (Gu & Dao 2023, Alg. 2) on the GPU; semantics of kernels/ref/scan.cpp.
-// Prefill has two kernels: for N <= 16 (every Mamba-1 checkpoint) one thread per channel holding all
-// its states in registers (scan_ch_kernel); for larger N a group of GS lanes per channel (GS = N
-// rounded up to a power of two, at most 32), each lane keeping SPL = ceil(N/GS) states, C·h reduced
-// with shuffles inside the group (scan_kernel). Both run a long sequence as parallel time chunks
-// (ScanChunks). dt softplus, the D skip and the z gate are fused; the step kernel also fuses dt_proj
-// and FalconMamba's weightless B/C/Δ norms.
+// Prefill: by default one warp per channel scanning tiles of 256 steps in a single pass
+// (scan_warp_kernel; d_state 4, 8, 12 or 16 with aligned operands, every Mamba-1 checkpoint). The
+// other shapes, and SSM_CUDA_SCAN=chunked, take the time-chunked kernels: for N <= 16 one thread per
+// channel holding all its states in registers (scan_ch_kernel); for larger N a group of GS lanes per
+// channel (GS = N rounded up to a power of two, at most 32), each lane keeping SPL = ceil(N/GS)
+// states, C·h reduced with shuffles inside the group (scan_kernel). Both run a long sequence as
+// parallel time chunks (ScanChunks). dt softplus, the D skip and the z gate are fused; the step
+// kernel also fuses dt_proj and FalconMamba's weightless B/C/Δ norms.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
@@ -759,117 +762,200 @@ void launch_step_batched(const Mamba1StepParams& p, int gs, int64_t spl, cudaStr
   }
 }
 
-// ---- Single-pass warp-scan prefill (opt-in: SSM_CUDA_SCAN=warp; selective_scan_warp) -------------
-// One warp per channel walks the sequence in tiles of 32·kWpI steps; lane j owns the kWpI consecutive
-// steps j·kWpI … of a tile. For each state n: the lane folds its steps into one affine map
-// h ↦ P·h + Q (P = Π exp(ΔA), Q the state its steps build from zero), a warp inclusive scan composes
-// the maps across lanes, the lane's entering state is the previous lanes' map applied to the state
-// entering the tile, and the lane replays its steps from it, adding C·h to its outputs; lane 31's map
-// carries the state to the next tile. Each exp(ΔA) is computed once (the time-chunked kernels above
-// compute them twice). A block holds 8 channels (8 warps) and stages each tile's u, δ, z of its
-// channels and B, C in shared memory, padded (one float per 32) so lanes reading their own steps hit
-// distinct banks; outputs go back through shared memory so each row's 8 channels are written together.
-constexpr int kWpI = 8, kWarpCh = 8, kWarpT = 32 * kWpI, kWarpPitch = kWarpT + kWarpT / 32;
+// ---- Single-pass warp-scan prefill (selective_scan_warp) ---------------------------------------------
+// One warp per channel walks the sequence in tiles of kWT = 256 steps; lane j owns the eight
+// consecutive steps 8j … 8j+7 of a tile. For each state n the lane folds its steps into one affine
+// map h ↦ P·h + Q (P = Π exp(ΔA), Q the state its steps build from zero; lane 0 applies its map to
+// the state entering the tile at once), a warp inclusive scan composes the maps across lanes, which
+// leaves each lane the state after its steps; the predecessor's is the state entering them, from
+// which the lane replays its steps adding C·h to its outputs; lane 31's is the state entering the
+// next tile. Each exp(ΔA) is computed once (the time-chunked kernels above compute each twice) and
+// the GPU is filled by channels alone (one warp each), so there is no carry pass.
+//
+// A block holds kWCh = 8 channels; the tile's operands are staged transposed in shared memory —
+// [channel][step] rows of Δ·log2(e) and Δ·u, [state][step] rows of B and C, pitch kWP — so a lane
+// reads its eight steps with two 16-byte loads. In each row the 16-byte units u = t/4 with bit 3 set
+// swap with their neighbour (wswz): the eight lanes of each quarter-warp then read distinct banks.
+// Global rows are read by 2 (u, δ: 8 channels) or 4 (B, C: 16 states) lanes with 16-byte loads, so
+// a warp's load touches 16 or 8 rows, not 32; the pitch (kWT + 4) keeps the transposing stores on
+// distinct banks. Softplus, Δ·log2(e) and Δ·u are formed once, while staging. Outputs go back
+// through the Δ rows (each lane overwrites only the steps it read); then each (step, quad of
+// channels) gets D·u and the silu(z) gate and is stored with one 16-byte (f32) or 8-byte (bf16/f16
+// y_half: the next GEMM's input) store.
+constexpr int kWI = 8, kWCh = 8, kWT = 32 * kWI, kWP = kWT + 4, kWThreads = 32 * kWCh;
+constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ int wpos(int t) { return t + (t >> 5); }
+__device__ __forceinline__ int wswz(int t) {
+  const int u = t >> 2;
+  return ((u ^ ((u >> 3) & 1)) << 2) | (t & 3);
+}
+__device__ __forceinline__ float ex2_approx(float x) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+__device__ __forceinline__ float& at(float4& v, int i) { return (&v.x)[i]; }
+__device__ __forceinline__ float at(const float4& v, int i) { return (&v.x)[i]; }
 
-template <int NS>
-constexpr size_t warp_scan_smem_floats() { return size_t(4 * kWarpCh + 2 * NS) * kWarpPitch; }
-
-template <int NS>
-__global__ void __launch_bounds__(32 * kWarpCh) scan_warp_kernel(ScanParams p) {
-  extern __shared__ __align__(16) float sm[];
-  float* Us = sm;                              // [kWarpCh][pitch] each
-  float* Ds = Us + kWarpCh * kWarpPitch;
-  float* Zs = Ds + kWarpCh * kWarpPitch;
-  float* Ys = Zs + kWarpCh * kWarpPitch;
-  float* Bs = Ys + kWarpCh * kWarpPitch;       // [NS][pitch]
-  float* Cs = Bs + NS * kWarpPitch;
-  const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, N = int(p.N);
-  const int64_t e0 = int64_t(blockIdx.x) * kWarpCh, e = e0 + w;
-  const bool active = e < p.E;
-  float A[NS], h[NS];
-#pragma unroll
-  for (int n = 0; n < NS; n++) {
-    const bool ok = active && n < N;
-    A[n] = ok ? p.A[e * p.N + n] : 0.f;
-    h[n] = ok ? p.h[e * p.N + n] : 0.f;
+template <class OT> struct Out4;  // four adjacent outputs, one store
+template <> struct Out4<float> {
+  __device__ static void st(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+};
+template <> struct Out4<__nv_bfloat16> {
+  __device__ static void st(__nv_bfloat16* p, float4 v) { Pack4<__nv_bfloat16>::st(p, v); }
+};
+template <> struct Out4<__half> {
+  __device__ static void st(__half* p, float4 v) {
+    uint2 r;
+    *reinterpret_cast<__half2*>(&r.x) = __floats2half2_rn(v.x, v.y);
+    *reinterpret_cast<__half2*>(&r.y) = __floats2half2_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(p) = r;
   }
-  const float Dv = active && p.D ? p.D[e] : 0.f, bias = active ? p_bias(p, e) : 0.f;
-  for (int64_t t0 = 0; t0 < p.L; t0 += kWarpT) {
-    // Stage the tile: channels (states) fastest, so a warp's loads cover whole 32-byte sectors of a few
-    // rows; the shared-memory stores then meet at most 2 (4) to a bank.
-    for (int i = tid; i < kWarpCh * kWarpT; i += blockDim.x) {
-      const int c = i % kWarpCh, tt = i / kWarpCh;
-      const int64_t t = t0 + tt, ec = e0 + c;
-      const bool ok = t < p.L && ec < p.E;
-      Us[c * kWarpPitch + wpos(tt)] = ok ? p.u[t * p.u_stride + ec] : 0.f;
-      Ds[c * kWarpPitch + wpos(tt)] = ok ? p.delta[t * p.delta_stride + ec] : 0.f;
-      Zs[c * kWarpPitch + wpos(tt)] = ok && p.z ? p.z[t * p.z_stride + ec] : 0.f;
-    }
-    for (int i = tid; i < NS * kWarpT; i += blockDim.x) {
-      const int n = i % NS, tt = i / NS;
-      const int64_t t = t0 + tt;
-      const bool ok = t < p.L && n < N;
-      Bs[n * kWarpPitch + wpos(tt)] = ok ? p.B[t * p.B_stride + n] : 0.f;
-      Cs[n * kWarpPitch + wpos(tt)] = ok ? p.C[t * p.C_stride + n] : 0.f;
+};
+
+template <int NS>
+constexpr size_t warp_scan_smem_bytes() { return (size_t(2 * kWCh + 2 * NS) * kWP + kWCh * 16 * 2) * sizeof(float); }
+
+// MINB: blocks per SM the registers are capped for (4: 64 registers, a few bytes spilled; 3: 76, none).
+template <int NS, class OT, int MINB>
+__global__ void __launch_bounds__(kWThreads, MINB) scan_warp_kernel(ScanParams p, OT* out, int64_t out_stride) {
+  extern __shared__ __align__(16) float sm[];
+  float* Ts = sm;                // [kWCh][kWP]: Δ·log2(e), then the outputs
+  float* Us = Ts + kWCh * kWP;   // [kWCh][kWP]: Δ·u
+  float* Bs = Us + kWCh * kWP;   // [NS][kWP]
+  float* Cs = Bs + NS * kWP;     // [NS][kWP]
+  float* As = Cs + NS * kWP;     // [kWCh][16]: A
+  float* Hs = As + kWCh * 16;    // [kWCh][16]: the state entering the tile
+  const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, N = int(p.N);
+  const int64_t e0 = int64_t(blockIdx.x) * kWCh;
+  if (lane < 16) {
+    const bool ok = lane < N;
+    As[w * 16 + lane] = ok ? p.A[(e0 + w) * p.N + lane] : 0.f;
+    Hs[w * 16 + lane] = ok ? p.h[(e0 + w) * p.N + lane] : 0.f;
+  }
+  const int r0 = wswz(lane * kWI), r1 = wswz(lane * kWI + 4);  // this lane's two 16-byte units
+  // Staging and output roles: (row, quad) pairs, 2 lanes per row of channels, 4 per row of states.
+  const int cq = tid & 1, crow = tid >> 1;  // rows crow and crow + 128
+  const int sq = tid & 3, srow = tid >> 2;  // rows srow + 64k
+  const float4 z4 = make_float4(0.f, 0.f, 0.f, 0.f);
+  const float4 bias4 = p.dt_bias ? ldg4(p.dt_bias + e0 + 4 * cq) : z4;
+  for (int64_t t0 = 0; t0 < p.L; t0 += kWT) {
+    {  // stage the tile (read-only loads, all in flight before the first store)
+      float4 u4[2], d4[2], b4[4], c4[4];
+#pragma unroll
+      for (int k = 0; k < 2; k++) {
+        const int64_t t = t0 + crow + 128 * k;
+        const bool in = t < p.L;
+        u4[k] = in ? ldg4(p.u + t * p.u_stride + e0 + 4 * cq) : z4;
+        d4[k] = in ? ldg4(p.delta + t * p.delta_stride + e0 + 4 * cq) : z4;
+      }
+#pragma unroll
+      for (int k = 0; k < 4; k++) {
+        const int64_t t = t0 + srow + 64 * k;
+        const bool ok = t < p.L && 4 * sq < N && 4 * sq < NS;
+        b4[k] = ok ? ldg4(p.B + t * p.B_stride + 4 * sq) : z4;
+        c4[k] = ok ? ldg4(p.C + t * p.C_stride + 4 * sq) : z4;
+      }
+#pragma unroll
+      for (int k = 0; k < 2; k++) {
+        const int row = crow + 128 * k, pos = wswz(row);
+        const bool in = t0 + row < p.L;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {  // past the end: Δ = 0 and B = C = 0, identity steps
+          const float dt = in ? softplus_d(at(d4[k], j) + at(bias4, j)) : 0.f;
+          Ts[(4 * cq + j) * kWP + pos] = dt * kLog2e;
+          Us[(4 * cq + j) * kWP + pos] = dt * at(u4[k], j);
+        }
+      }
+      if (4 * sq < NS) {
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+          const int pos = wswz(srow + 64 * k);
+#pragma unroll
+          for (int j = 0; j < 4; j++) {
+            Bs[(4 * sq + j) * kWP + pos] = at(b4[k], j);
+            Cs[(4 * sq + j) * kWP + pos] = at(c4[k], j);
+          }
+        }
+      }
     }
     __syncthreads();
-    float dt[kWpI], du[kWpI], y[kWpI];
-#pragma unroll
-    for (int i = 0; i < kWpI; i++) {
-      const int tt = lane * kWpI + i;
-      const float u = Us[w * kWarpPitch + wpos(tt)];
-      dt[i] = t0 + tt < p.L ? softplus_d(Ds[w * kWarpPitch + wpos(tt)] + bias) : 0.f;  // past the end: identity steps
-      du[i] = dt[i] * u;
-      y[i] = Dv * u;
+    float dtl[kWI], du[kWI], y[kWI];
+    {
+      const float4 a = ld4(Ts + w * kWP + r0), b = ld4(Ts + w * kWP + r1);
+      const float4 c = ld4(Us + w * kWP + r0), d = ld4(Us + w * kWP + r1);
+      dtl[0] = a.x, dtl[1] = a.y, dtl[2] = a.z, dtl[3] = a.w, dtl[4] = b.x, dtl[5] = b.y, dtl[6] = b.z, dtl[7] = b.w;
+      du[0] = c.x, du[1] = c.y, du[2] = c.z, du[3] = c.w, du[4] = d.x, du[5] = d.y, du[6] = d.z, du[7] = d.w;
     }
 #pragma unroll
-    for (int n = 0; n < NS; n++) {
-      if (n >= N) break;
-      float a[kWpI], P = 1.f, Q = 0.f;
+    for (int i = 0; i < kWI; i++) y[i] = 0.f;
+#pragma unroll 1
+    for (int n = 0; n < N; n++) {
+      const float An = As[w * 16 + n];
+      float a[kWI], bb[kWI], cn[kWI], P = 1.f, Q = 0.f;
+      {
+        const float4 b0 = ld4(Bs + n * kWP + r0), b1 = ld4(Bs + n * kWP + r1);
+        const float4 c0 = ld4(Cs + n * kWP + r0), c1 = ld4(Cs + n * kWP + r1);
+        const float bn[kWI] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+        cn[0] = c0.x, cn[1] = c0.y, cn[2] = c0.z, cn[3] = c0.w, cn[4] = c1.x, cn[5] = c1.y, cn[6] = c1.z, cn[7] = c1.w;
 #pragma unroll
-      for (int i = 0; i < kWpI; i++) {
-        a[i] = __expf(dt[i] * A[n]);
-        P *= a[i];
-        Q = fmaf(a[i], Q, du[i] * Bs[n * kWarpPitch + wpos(lane * kWpI + i)]);
+        for (int i = 0; i < kWI; i++) {
+          a[i] = ex2_approx(dtl[i] * An);
+          bb[i] = du[i] * bn[i];
+          P *= a[i];
+          Q = fmaf(a[i], Q, bb[i]);
+        }
       }
-      // Inclusive scan of the lanes' maps: (P1, Q1) then (P2, Q2) is (P1·P2, P2·Q1 + Q2).
+      const float hin = Hs[w * 16 + n];  // the state entering the tile
+      if (lane == 0) Q = fmaf(P, hin, Q);
+      // Inclusive scan of the lanes' maps: (P1, Q1) then (P2, Q2) is (P1·P2, P2·Q1 + Q2); with lane 0's
+      // map applied to the entering state, each lane's Q is then the state after its steps.
 #pragma unroll
       for (int off = 1; off < 32; off <<= 1) {
         const float Pp = __shfl_up_sync(0xffffffffu, P, off), Qp = __shfl_up_sync(0xffffffffu, Q, off);
         if (lane >= off) Q = fmaf(P, Qp, Q), P *= Pp;
       }
-      float Pe = __shfl_up_sync(0xffffffffu, P, 1), Qe = __shfl_up_sync(0xffffffffu, Q, 1);
-      if (lane == 0) Pe = 1.f, Qe = 0.f;
-      float hc = fmaf(Pe, h[n], Qe);  // the state entering this lane's steps
+      float hc = __shfl_up_sync(0xffffffffu, Q, 1);
+      if (lane == 0) hc = hin;
 #pragma unroll
-      for (int i = 0; i < kWpI; i++) {
-        const int pos = n * kWarpPitch + wpos(lane * kWpI + i);
-        hc = fmaf(a[i], hc, du[i] * Bs[pos]);
-        y[i] = fmaf(Cs[pos], hc, y[i]);
+      for (int i = 0; i < kWI; i++) {
+        hc = fmaf(a[i], hc, bb[i]);
+        y[i] = fmaf(cn[i], hc, y[i]);
       }
-      h[n] = fmaf(__shfl_sync(0xffffffffu, P, 31), h[n], __shfl_sync(0xffffffffu, Q, 31));
+      __syncwarp();  // every lane has read Hs[w][n]
+      if (lane == 31) Hs[w * 16 + n] = Q;
     }
-#pragma unroll
-    for (int i = 0; i < kWpI; i++) {
-      const int tt = lane * kWpI + i;
-      float v = y[i];
-      if (p.z) v *= silu_d(Zs[w * kWarpPitch + wpos(tt)]);
-      Ys[w * kWarpPitch + wpos(tt)] = v;
-    }
+    *reinterpret_cast<float4*>(Ts + w * kWP + r0) = make_float4(y[0], y[1], y[2], y[3]);
+    *reinterpret_cast<float4*>(Ts + w * kWP + r1) = make_float4(y[4], y[5], y[6], y[7]);
     __syncthreads();
-    for (int i = tid; i < kWarpCh * kWarpT; i += blockDim.x) {  // channels fastest: a row's 8 outputs together
-      const int c = i % kWarpCh, tt = i / kWarpCh;
-      const int64_t t = t0 + tt, ec = e0 + c;
-      if (t < p.L && ec < p.E) p.y[t * p.y_stride + ec] = Ys[c * kWarpPitch + wpos(tt)];
-    }
-    __syncthreads();  // the next tile's staging overwrites the buffers
-  }
-  if (active && lane == 0)
 #pragma unroll
-    for (int n = 0; n < NS; n++)
-      if (n < N) p.h[e * p.N + n] = h[n];
+    for (int k = 0; k < 2; k++) {  // finish (step, quad of channels): D·u, the gate, one store
+      const int row = crow + 128 * k;
+      const int64_t t = t0 + row;
+      if (t < p.L) {
+        const int pos = wswz(row);
+        float4 v;
+#pragma unroll
+        for (int j = 0; j < 4; j++) at(v, j) = Ts[(4 * cq + j) * kWP + pos];
+        if (p.D) {
+          const float4 u = ldg4(p.u + t * p.u_stride + e0 + 4 * cq), D = ldg4(p.D + e0 + 4 * cq);
+#pragma unroll
+          for (int j = 0; j < 4; j++) at(v, j) = fmaf(at(D, j), at(u, j), at(v, j));
+        }
+        if (p.z) {
+          const float4 z = ldg4(p.z + t * p.z_stride + e0 + 4 * cq);
+#pragma unroll
+          for (int j = 0; j < 4; j++) at(v, j) *= silu_d(at(z, j));
+        }
+        Out4<OT>::st(out + t * out_stride + e0 + 4 * cq, v);
+      }
+    }
+    __syncthreads();  // the next tile's staging overwrites the rows
+  }
+  __syncwarp();
+  if (lane < N) p.h[(e0 + w) * p.N + lane] = Hs[w * 16 + lane];
 }
 
 int group_size(int64_t N) {
@@ -892,20 +978,45 @@ int64_t max_chunks(int64_t L) { return std::max<int64_t>(1, std::min<int64_t>(kS
 
 }  // namespace
 
-bool selective_scan_warp_ok(int64_t N) { return N >= 1 && N <= 16; }
+bool selective_scan_warp_ok(const ScanParams& p, const void* y_half, int64_t y_half_stride) {
+  auto a16 = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
+  const bool out_ok = y_half ? a16(y_half) && y_half_stride % 8 == 0 : a16(p.y) && p.y_stride % 4 == 0;
+  return p.N >= 1 && p.N <= 16 && p.N % 4 == 0 && p.E % kWCh == 0 && out_ok && a16(p.u) && p.u_stride % 4 == 0 &&
+         a16(p.delta) && p.delta_stride % 4 == 0 && a16(p.B) && p.B_stride % 4 == 0 && a16(p.C) && p.C_stride % 4 == 0 &&
+         (!p.z || (a16(p.z) && p.z_stride % 4 == 0)) && (!p.dt_bias || a16(p.dt_bias)) && (!p.D || a16(p.D));
+}
 
-void selective_scan_warp(const ScanParams& p, cudaStream_t s) {
+bool selective_scan_warp_enabled() {
+  static const bool chunked = [] { const char* e = std::getenv("SSM_CUDA_SCAN"); return e && std::string(e) == "chunked"; }();
+  return !chunked;
+}
+
+void selective_scan_warp(const ScanParams& p, cudaStream_t s, void* y_half, DType t, int64_t y_half_stride) {
   if (p.L <= 0) return;
-  if (!selective_scan_warp_ok(p.N)) throw Error("selective_scan_warp: d_state " + std::to_string(p.N) + " is above 16 (internal)");
-  const unsigned grid = blocks_for(p.E, kWarpCh);
-  auto go = [&](auto kernel, size_t floats) {
-    const size_t bytes = floats * sizeof(float);
+  if (!selective_scan_warp_ok(p, y_half, y_half_stride))
+    throw Error("selective_scan_warp: needs d_state 4, 8, 12 or 16, channels a multiple of 8 and 16-byte aligned operands (internal)");
+  const unsigned grid = blocks_for(p.E, kWCh);
+  auto go = [&](auto kernel, size_t bytes, auto* out, int64_t stride) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), "selective_scan_warp smem");
-    kernel<<<grid, 32 * kWarpCh, bytes, s>>>(p);
+    kernel<<<grid, kWThreads, bytes, s>>>(p, out, stride);
   };
-  if (p.N <= 4) go(scan_warp_kernel<4>, warp_scan_smem_floats<4>());
-  else if (p.N <= 8) go(scan_warp_kernel<8>, warp_scan_smem_floats<8>());
-  else go(scan_warp_kernel<16>, warp_scan_smem_floats<16>());
+  // SSM_CUDA_SCAN_OCC=3: the 3-blocks-per-SM build of the kernel (measurement switch, read once).
+  static const bool occ3 = [] { const char* e = std::getenv("SSM_CUDA_SCAN_OCC"); return e && std::atoi(e) == 3; }();
+  auto by_out = [&](auto ns) {
+    constexpr int NS = decltype(ns)::value;
+    const size_t bytes = warp_scan_smem_bytes<NS>();
+    auto occ = [&](auto* o, int64_t stride) {
+      using OT = std::remove_pointer_t<decltype(o)>;
+      if (occ3) go(scan_warp_kernel<NS, OT, 3>, bytes, o, stride);
+      else go(scan_warp_kernel<NS, OT, 4>, bytes, o, stride);
+    };
+    if (!y_half) occ(p.y, p.y_stride);
+    else if (t == DType::F16) occ(static_cast<__half*>(y_half), y_half_stride);
+    else occ(static_cast<__nv_bfloat16*>(y_half), y_half_stride);
+  };
+  if (p.N <= 4) by_out(std::integral_constant<int, 4>{});
+  else if (p.N <= 8) by_out(std::integral_constant<int, 8>{});
+  else by_out(std::integral_constant<int, 16>{});
   SSM_CUDA_LAUNCH_CHECK("selective_scan_warp");
 }
 
@@ -934,8 +1045,7 @@ int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N) {
 
 void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t chunks) {
   if (p.L <= 0) return;
-  static const bool warp = [] { const char* e = std::getenv("SSM_CUDA_SCAN"); return e && std::string(e) == "warp"; }();
-  if (warp && chunks <= 0 && selective_scan_warp_ok(p.N)) return selective_scan_warp(p, s);
+  if (chunks <= 0 && selective_scan_warp_enabled() && selective_scan_warp_ok(p)) return selective_scan_warp(p, s);
   const int64_t step = chunk_step(p.N);
   if (chunks <= 0) chunks = work ? selective_scan_chunks(p.L, p.E, p.N) : 1;
   if (chunks > 1 && !work) throw Error("selective_scan: a chunked scan needs its workspace (internal)");
