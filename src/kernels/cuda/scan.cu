@@ -818,9 +818,10 @@ template <> struct Out4<__half> {
 template <int NS>
 constexpr size_t warp_scan_smem_bytes() { return (size_t(2 * kWCh + 2 * NS) * kWP + kWCh * 16 * 2) * sizeof(float); }
 
-// MINB: blocks per SM the registers are capped for (4: 64 registers, a few bytes spilled; 3: 76, none).
-template <int NS, class OT, int MINB>
-__global__ void __launch_bounds__(kWThreads, MINB) scan_warp_kernel(ScanParams p, OT* out, int64_t out_stride) {
+// S: states scanned together (N % 4 == 0, so 1 or 2 divides it); 3 blocks per SM (at 4, the
+// register cap of 64 spills and measured 11% slower on H200, mamba-2.8b pp2048).
+template <int NS, class OT, int S>
+__global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, OT* out, int64_t out_stride) {
   extern __shared__ __align__(16) float sm[];
   float* Ts = sm;                // [kWCh][kWP]: Δ·log2(e), then the outputs
   float* Us = Ts + kWCh * kWP;   // [kWCh][kWP]: Δ·u
@@ -892,40 +893,52 @@ __global__ void __launch_bounds__(kWThreads, MINB) scan_warp_kernel(ScanParams p
 #pragma unroll
     for (int i = 0; i < kWI; i++) y[i] = 0.f;
 #pragma unroll 1
-    for (int n = 0; n < N; n++) {
-      const float An = As[w * 16 + n];
-      float a[kWI], bb[kWI], cn[kWI], P = 1.f, Q = 0.f;
-      {
+    for (int n0 = 0; n0 < N; n0 += S) {  // S states at a time: independent chains to interleave
+      float a[S][kWI], bb[S][kWI], P[S], Q[S], hin[S];
+#pragma unroll
+      for (int k = 0; k < S; k++) {
+        const int n = n0 + k;
+        const float An = As[w * 16 + n];
         const float4 b0 = ld4(Bs + n * kWP + r0), b1 = ld4(Bs + n * kWP + r1);
-        const float4 c0 = ld4(Cs + n * kWP + r0), c1 = ld4(Cs + n * kWP + r1);
         const float bn[kWI] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-        cn[0] = c0.x, cn[1] = c0.y, cn[2] = c0.z, cn[3] = c0.w, cn[4] = c1.x, cn[5] = c1.y, cn[6] = c1.z, cn[7] = c1.w;
+        P[k] = 1.f, Q[k] = 0.f;
 #pragma unroll
         for (int i = 0; i < kWI; i++) {
-          a[i] = ex2_approx(dtl[i] * An);
-          bb[i] = du[i] * bn[i];
-          P *= a[i];
-          Q = fmaf(a[i], Q, bb[i]);
+          a[k][i] = ex2_approx(dtl[i] * An);
+          bb[k][i] = du[i] * bn[i];
+          P[k] *= a[k][i];
+          Q[k] = fmaf(a[k][i], Q[k], bb[k][i]);
         }
+        hin[k] = Hs[w * 16 + n];  // the state entering the tile
+        if (lane == 0) Q[k] = fmaf(P[k], hin[k], Q[k]);
       }
-      const float hin = Hs[w * 16 + n];  // the state entering the tile
-      if (lane == 0) Q = fmaf(P, hin, Q);
       // Inclusive scan of the lanes' maps: (P1, Q1) then (P2, Q2) is (P1·P2, P2·Q1 + Q2); with lane 0's
       // map applied to the entering state, each lane's Q is then the state after its steps.
 #pragma unroll
       for (int off = 1; off < 32; off <<= 1) {
-        const float Pp = __shfl_up_sync(0xffffffffu, P, off), Qp = __shfl_up_sync(0xffffffffu, Q, off);
-        if (lane >= off) Q = fmaf(P, Qp, Q), P *= Pp;
-      }
-      float hc = __shfl_up_sync(0xffffffffu, Q, 1);
-      if (lane == 0) hc = hin;
 #pragma unroll
-      for (int i = 0; i < kWI; i++) {
-        hc = fmaf(a[i], hc, bb[i]);
-        y[i] = fmaf(cn[i], hc, y[i]);
+        for (int k = 0; k < S; k++) {
+          const float Pp = __shfl_up_sync(0xffffffffu, P[k], off), Qp = __shfl_up_sync(0xffffffffu, Q[k], off);
+          if (lane >= off) Q[k] = fmaf(P[k], Qp, Q[k]), P[k] *= Pp;
+        }
       }
-      __syncwarp();  // every lane has read Hs[w][n]
-      if (lane == 31) Hs[w * 16 + n] = Q;
+#pragma unroll
+      for (int k = 0; k < S; k++) {
+        const int n = n0 + k;
+        float hc = __shfl_up_sync(0xffffffffu, Q[k], 1);
+        if (lane == 0) hc = hin[k];
+        const float4 c0 = ld4(Cs + n * kWP + r0), c1 = ld4(Cs + n * kWP + r1);
+        const float cn[kWI] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+#pragma unroll
+        for (int i = 0; i < kWI; i++) {
+          hc = fmaf(a[k][i], hc, bb[k][i]);
+          y[i] = fmaf(cn[i], hc, y[i]);
+        }
+      }
+      __syncwarp();  // every lane has read Hs[w][n0 …]
+      if (lane == 31)
+#pragma unroll
+        for (int k = 0; k < S; k++) Hs[w * 16 + n0 + k] = Q[k];
     }
     *reinterpret_cast<float4*>(Ts + w * kWP + r0) = make_float4(y[0], y[1], y[2], y[3]);
     *reinterpret_cast<float4*>(Ts + w * kWP + r1) = make_float4(y[4], y[5], y[6], y[7]);
@@ -1000,15 +1013,15 @@ void selective_scan_warp(const ScanParams& p, cudaStream_t s, void* y_half, DTyp
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), "selective_scan_warp smem");
     kernel<<<grid, kWThreads, bytes, s>>>(p, out, stride);
   };
-  // SSM_CUDA_SCAN_OCC=3: the 3-blocks-per-SM build of the kernel (measurement switch, read once).
-  static const bool occ3 = [] { const char* e = std::getenv("SSM_CUDA_SCAN_OCC"); return e && std::atoi(e) == 3; }();
+  // SSM_CUDA_SCAN_STATES=1|2: states per scan round (measurement switch, read once).
+  static const int states = [] { const char* e = std::getenv("SSM_CUDA_SCAN_STATES"); return e && std::atoi(e) == 2 ? 2 : 1; }();
   auto by_out = [&](auto ns) {
     constexpr int NS = decltype(ns)::value;
     const size_t bytes = warp_scan_smem_bytes<NS>();
     auto occ = [&](auto* o, int64_t stride) {
       using OT = std::remove_pointer_t<decltype(o)>;
-      if (occ3) go(scan_warp_kernel<NS, OT, 3>, bytes, o, stride);
-      else go(scan_warp_kernel<NS, OT, 4>, bytes, o, stride);
+      if (states == 2) go(scan_warp_kernel<NS, OT, 2>, bytes, o, stride);
+      else go(scan_warp_kernel<NS, OT, 1>, bytes, o, stride);
     };
     if (!y_half) occ(p.y, p.y_stride);
     else if (t == DType::F16) occ(static_cast<__half*>(y_half), y_half_stride);
