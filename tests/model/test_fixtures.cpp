@@ -172,7 +172,7 @@ TEST_P(Fixture, Q8ConversionStaysCloseToTransformers) {
   fs::remove_all(out);
 }
 
-// LoadOptions::weight_memory: the weights mmapped or read into huge-page memory are the same bytes,
+// LoadOptions::weight_memory: the weights mmapped or read into huge-page memory (auto picks one) are the same bytes,
 // so the logits are bit-identical; an unknown value is an error naming the choices.
 TEST(Loader, ResidentAndMappedWeightsGiveTheSameLogits) {
   const std::string dir = std::string(SSM_FIXTURE_DIR) + "/mamba2_groups";
@@ -183,12 +183,14 @@ TEST(Loader, ResidentAndMappedWeightsGiveTheSameLogits) {
   auto mapped = run(*Model::load(dir, o), seqs, Lmax, 0);
   o.weight_memory = "resident";
   EXPECT_EQ(max_abs_diff(run(*Model::load(dir, o), seqs, Lmax, 0), mapped), 0.f);
+  o.weight_memory = "auto";  // the default: resident here (a tiny model against any machine's memory)
+  EXPECT_EQ(max_abs_diff(run(*Model::load(dir, o), seqs, Lmax, 0), mapped), 0.f);
   o.weight_memory = "hugepages";
   try {
     Model::load(dir, o);
     ADD_FAILURE() << "unknown weight_memory accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("mmap, resident"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("auto, mmap, resident"), std::string::npos) << e.what();
   }
 }
 

@@ -31,7 +31,7 @@ void register_chat(CLI::App& app, Runners& runners);
 
 // --device / --dtype, shared by every subcommand that loads a model.
 struct DeviceOpts {
-  std::string device = "cpu", dtype = "auto", state_dtype = "f32", weight_memory = "mmap";
+  std::string device = "cpu", dtype = "auto", state_dtype = "f32", weight_memory = "auto";
 };
 void add_device_options(CLI::App* sub, DeviceOpts& o);
 LoadOptions load_options(const DeviceOpts& o);

@@ -9,8 +9,9 @@ void add_device_options(CLI::App* sub, DeviceOpts& o) {
   sub->add_option("--state-dtype", o.state_dtype, "Recurrent state: f32, or bf16 on the GPU (half the state memory and traffic)")
       ->capture_default_str();
   sub->add_option("--weight-memory", o.weight_memory,
-                  "Weight files: mmap (page cache), or resident (read whole into memory advised for huge pages)")
-      ->check(CLI::IsMember({"mmap", "resident"}))
+                  "Weight files: mmap (page cache), resident (read whole into memory advised for huge pages), or auto "
+                  "(resident on the CPU when they take at most half the available memory)")
+      ->check(CLI::IsMember({"auto", "mmap", "resident"}))
       ->capture_default_str();
 }
 
