@@ -66,7 +66,7 @@ int64_t prefetch_bytes() {
   }();
   return v;
 }
-// Prefetches the lines of [p + off, p + off + bytes) (off = prefetch_bytes(); nothing when it is 0).
+// Prefetches the lines of [p + off, p + off + bytes) (off: prefetch_bytes(), read once per range of rows; nothing when 0).
 HWY_INLINE void prefetch_lines(const void* p, int64_t bytes, int64_t off) {
   if (!off) return;
   const char* c = static_cast<const char*>(p) + off;
@@ -75,12 +75,11 @@ HWY_INLINE void prefetch_lines(const void* p, int64_t bytes, int64_t off) {
 
 // One weight row against one x row, four independent accumulators over k.
 template <class Row>
-HWY_INLINE float dot_row(const Row& row, const float* x, int64_t K) {
+HWY_INLINE float dot_row(const Row& row, const float* x, int64_t K, int64_t pf) {
   const DF d;
   const int64_t L = int64_t(hn::Lanes(d));
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   int64_t k = 0;
-  const int64_t pf = prefetch_bytes();
   const int64_t step = static_cast<const char*>(row.addr(4 * L)) - static_cast<const char*>(row.addr(0));
   for (; k + 4 * L <= K; k += 4 * L) {
     prefetch_lines(row.addr(k), step, pf);
@@ -97,13 +96,12 @@ HWY_INLINE float dot_row(const Row& row, const float* x, int64_t K) {
 
 // One weight row against M x rows (stride xs): each weight vector is loaded once for all M.
 template <int M, class Row>
-HWY_INLINE void dot_row_m(const Row& row, const float* x, int64_t xs, int64_t K, float* out) {
+HWY_INLINE void dot_row_m(const Row& row, const float* x, int64_t xs, int64_t K, float* out, int64_t pf) {
   const DF d;
   const int64_t L = int64_t(hn::Lanes(d));
   hn::Vec<DF> acc[M];
   for (int m = 0; m < M; m++) acc[m] = hn::Zero(d);
   int64_t k = 0;
-  const int64_t pf = prefetch_bytes();
   const int64_t step = static_cast<const char*>(row.addr(L)) - static_cast<const char*>(row.addr(0));
   for (; k + L <= K; k += L) {
     if (k % 64 == 0) prefetch_lines(row.addr(k), 64 * step / L, pf);
@@ -120,12 +118,13 @@ HWY_INLINE void dot_row_m(const Row& row, const float* x, int64_t xs, int64_t K,
 template <int M, class Row, class MakeRow>
 void gemv_rows_m(const LinearParams& p, const float* x, float* y, MakeRow make_row, int64_t n0, int64_t n1) {
   float out[M];
+  const int64_t pf = prefetch_bytes();
   for (int64_t n = n0; n < n1; n++) {
     const float b = p.bias ? p.bias[n] : 0.f;
     if constexpr (M == 1) {
-      y[n] = dot_row(make_row(n), x, p.K) + b;
+      y[n] = dot_row(make_row(n), x, p.K, pf) + b;
     } else {
-      dot_row_m<M>(make_row(n), x, p.x_stride, p.K, out);
+      dot_row_m<M>(make_row(n), x, p.x_stride, p.K, out, pf);
       for (int m = 0; m < M; m++) y[m * p.y_stride + n] = out[m] + b;
     }
   }
