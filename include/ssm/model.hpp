@@ -27,7 +27,7 @@ struct LoadOptions {
   std::string state_dtype = "f32";  // recurrent state storage: f32, or bf16 on CUDA (math stays f32)
   int64_t max_batch = 64;           // GPU: most live States (device state slots) at once
   // How the weight files are held: "mmap" (page cache, 4 KiB pages), "resident" (read whole into
-  // anonymous memory advised for transparent huge pages, the file's page cache dropped after), or
+  // anonymous memory advised for transparent huge pages; ~1 s per GB more start-up), or
   // "auto" (the default): resident on the CPU when the weight files take at most half of the memory
   // available (MemAvailable), else mmap; mmap on the GPU. Resident CPU decode measured +8% to +21% in
   // session 8's round and from +22% to -23% in earlier ones on the project's 2-core VM (docs/cpu.md).

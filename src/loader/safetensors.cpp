@@ -132,9 +132,6 @@ std::shared_ptr<void> read_resident(int fd, size_t size, const std::string& path
                             (n < 0 ? std::strerror(errno) : "file shrank while reading") + ")");
     done += size_t(n);
   }
-#ifdef POSIX_FADV_DONTNEED
-  posix_fadvise(fd, 0, off_t(size), POSIX_FADV_DONTNEED);  // the copy is what stays; let the cache go
-#endif
   return keep;
 }
 
