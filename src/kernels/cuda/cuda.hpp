@@ -141,11 +141,12 @@ void conv_xproj_step(const ConvXprojParams& p, cudaStream_t stream);
 
 // ---- scan.cu: Mamba-1 ----------------------------------------------------------------------------------
 // Prefill of one sequence (ScanParams with device pointers; dt softplus, D skip and z gate fused).
-// With a workspace (selective_scan_workspace_floats, for the longest L it will be given) a long
-// sequence is split into time chunks that run in parallel: chunk end states from zero, a carry over
-// chunks, then the outputs (about twice the recurrence work, for up to kScanMaxChunks times the
-// parallelism). `chunks` 0 picks the count
-// (selective_scan_chunks; SSM_CUDA_SCAN_CHUNKS=n forces it), 1 is the sequential scan.
+// With `chunks` 0 (automatic) the single-pass warp-scan kernel below serves every shape it takes.
+// Otherwise, with a workspace (selective_scan_workspace_floats, for the longest L it will be given),
+// a long sequence is split into time chunks that run in parallel: chunk end states from zero, a
+// carry over chunks, then the outputs (about twice the recurrence work, for up to kScanMaxChunks
+// times the parallelism). `chunks` 0 picks the count there (selective_scan_chunks;
+// SSM_CUDA_SCAN_CHUNKS=n forces it), 1 is the sequential scan.
 constexpr int64_t kScanMaxChunks = 64;
 int64_t selective_scan_workspace_floats(int64_t L, int64_t E, int64_t N);
 int64_t selective_scan_chunks(int64_t L, int64_t E, int64_t N);
