@@ -777,8 +777,8 @@ void launch_step_batched(const Mamba1StepParams& p, int gs, int64_t spl, cudaStr
 // reads its eight steps with two 16-byte loads. In each row the 16-byte units u = t/4 with bit 3 set
 // swap with their neighbour (wswz): the eight lanes of each quarter-warp then read distinct banks.
 // Global rows are read by 2 (u, δ: 8 channels) or 4 (B, C: 16 states) lanes with 16-byte loads, so
-// a warp's load touches 16 or 8 rows, not 32; the pitch (kWT + 4) keeps the transposing stores on
-// distinct banks. Softplus, Δ·log2(e) and Δ·u are formed once, while staging. Outputs go back
+// a warp's load touches 16 or 8 rows, not 32; the pitch (kWT + 4) keeps the channel rows'
+// transposing stores on distinct banks (the state rows' meet at most two to a bank). Softplus, Δ·log2(e) and Δ·u are formed once, while staging. Outputs go back
 // through the Δ rows (each lane overwrites only the steps it read); then each (step, quad of
 // channels) gets D·u and the silu(z) gate and is stored with one 16-byte (f32) or 8-byte (bf16/f16
 // y_half: the next GEMM's input) store.
