@@ -22,7 +22,19 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-Checkpoint Checkpoint::open(const std::string& dir, bool resident) {
+namespace {
+// Bytes the kernel reports as available for new allocations (MemAvailable), 0 when unknown.
+uint64_t mem_available_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key, unit;
+  uint64_t kb = 0;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+}  // namespace
+
+Checkpoint Checkpoint::open(const std::string& dir, Memory memory) {
   Checkpoint c;
   c.dir_ = dir;
   if (!fs::is_directory(dir)) throw Error(dir + ": not a directory (expected a model directory with config.json and *.safetensors)");
@@ -55,9 +67,16 @@ Checkpoint Checkpoint::open(const std::string& dir, bool resident) {
     throw Error(dir + ": no *.safetensors files" +
                 std::string(bin ? " (found pytorch_model.bin: convert it with safetensors' save_file first)" : ""));
   }
+  uint64_t bytes = 0;
   for (const std::string& s : shard_names) {
     fs::path p = fs::path(dir) / s;
     if (!fs::exists(p)) throw Error(index.string() + ": lists shard '" + s + "', which does not exist in " + dir);
+    std::error_code ec;
+    bytes += uint64_t(fs::file_size(p, ec));
+  }
+  const bool resident = memory == Memory::Resident || (memory == Memory::Auto && bytes <= mem_available_bytes() / 2);
+  for (const std::string& s : shard_names) {
+    fs::path p = fs::path(dir) / s;
     c.files_.push_back(SafetensorsFile::open(p.string(), resident));
     size_t fi = c.files_.size() - 1;
     for (const auto& [name, ti] : c.files_.back()->header().tensors) {

@@ -13,9 +13,11 @@ namespace ssm {
 
 class Checkpoint {
  public:
-  // Opens the safetensors files of `dir` (mmapped, or read into huge-page memory when `resident`:
-  // SafetensorsFile::open). Throws ssm::Error naming the file and the fix.
-  static Checkpoint open(const std::string& dir, bool resident = false);
+  // How the files are held (SafetensorsFile::open): mmapped, read into huge-page memory, or Auto —
+  // read when the checkpoint's files take at most half of the memory available now (MemAvailable).
+  enum class Memory { Mmap, Resident, Auto };
+  // Opens the safetensors files of `dir`. Throws ssm::Error naming the file and the fix.
+  static Checkpoint open(const std::string& dir, Memory memory = Memory::Mmap);
   // An in-memory checkpoint (host tensors), e.g. random weights of a published shape. `what` names it
   // in errors the way a directory would.
   static Checkpoint from_tensors(std::vector<std::pair<std::string, Tensor>> tensors, const std::string& what);

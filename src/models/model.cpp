@@ -7,7 +7,6 @@
 #include <map>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "layers/layer.hpp"
 #include "models/lm.hpp"
@@ -202,31 +201,13 @@ std::unique_ptr<Model> Model::load(const std::string& dir) { return load(dir, Lo
 
 namespace {
 
-// Bytes the kernel reports as available for new allocations (MemAvailable), 0 when unknown.
-uint64_t mem_available_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key, unit;
-  uint64_t kb = 0;
-  while (f >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
-}
-
-// LoadOptions::weight_memory: whether to read the weight files into huge-page memory. "auto": yes on
-// the CPU when the checkpoint's safetensors files take at most half of the memory available now;
-// otherwise (and on the GPU, whose weights are copied to the device anyway) mmap.
-bool resident_weights(const LoadOptions& opt, const std::string& dir) {
-  if (opt.weight_memory == "mmap") return false;
-  if (opt.weight_memory == "resident") return true;
+// LoadOptions::weight_memory as Checkpoint::Memory. "auto" is Checkpoint's Auto on the CPU; on the GPU,
+// whose weights are copied to the device anyway, mmap.
+Checkpoint::Memory weight_memory(const LoadOptions& opt) {
+  if (opt.weight_memory == "mmap") return Checkpoint::Memory::Mmap;
+  if (opt.weight_memory == "resident") return Checkpoint::Memory::Resident;
   if (opt.weight_memory != "auto") throw Error("weight_memory '" + opt.weight_memory + "' is not one of auto, mmap, resident");
-  if (opt.device != "cpu") return false;
-  namespace fs = std::filesystem;
-  uint64_t bytes = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".safetensors") bytes += uint64_t(e.file_size(ec));
-  const uint64_t avail = mem_available_bytes();
-  return avail > 0 && bytes <= avail / 2;
+  return opt.device == "cpu" ? Checkpoint::Memory::Auto : Checkpoint::Memory::Mmap;
 }
 
 }  // namespace
@@ -237,7 +218,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   if (!fs::exists(cfg_path)) throw Error(dir + ": no config.json (expected a Hugging Face model directory)");
   const std::string cfg_text = read_text_file(cfg_path);
   ModelConfig cfg = parse_model_config(cfg_text, cfg_path);
-  Checkpoint ck = Checkpoint::open(dir, resident_weights(opt, dir));
+  Checkpoint ck = Checkpoint::open(dir, weight_memory(opt));
   return make_model(std::move(cfg), std::move(ck), dir, opt);
 }
 
