@@ -29,7 +29,6 @@ struct RowF32 {
   const float* p;
   HWY_INLINE hn::Vec<DF> load(DF d, int64_t k) const { return hn::LoadU(d, p + k); }
   HWY_INLINE float at(int64_t k) const { return p[k]; }
-  HWY_INLINE const void* addr(int64_t k) const { return p + k; }
 };
 struct RowBF16 {
   const uint16_t* p;
@@ -39,7 +38,6 @@ struct RowBF16 {
     return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(d32, hn::LoadU(d16, p + k))));
   }
   HWY_INLINE float at(int64_t k) const { return bf16_to_f32(p[k]); }
-  HWY_INLINE const void* addr(int64_t k) const { return p + k; }
 };
 struct RowF16 {
   const uint16_t* p;
@@ -48,7 +46,6 @@ struct RowF16 {
     return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p + k)));
   }
   HWY_INLINE float at(int64_t k) const { return f16_to_f32(p[k]); }
-  HWY_INLINE const void* addr(int64_t k) const { return p + k; }
 };
 
 // Software prefetches of the weight stream (f32/bf16/f16 rows; the q8 loop measured no gain): before
@@ -80,9 +77,9 @@ HWY_INLINE float dot_row(const Row& row, const float* x, int64_t K, int64_t pf) 
   const int64_t L = int64_t(hn::Lanes(d));
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   int64_t k = 0;
-  const int64_t step = static_cast<const char*>(row.addr(4 * L)) - static_cast<const char*>(row.addr(0));
+  const int64_t step = 4 * L * int64_t(sizeof(*row.p));  // weight bytes per loop step
   for (; k + 4 * L <= K; k += 4 * L) {
-    prefetch_lines(row.addr(k), step, pf);
+    prefetch_lines(row.p + k, step, pf);
     a0 = hn::MulAdd(row.load(d, k), hn::LoadU(d, x + k), a0);
     a1 = hn::MulAdd(row.load(d, k + L), hn::LoadU(d, x + k + L), a1);
     a2 = hn::MulAdd(row.load(d, k + 2 * L), hn::LoadU(d, x + k + 2 * L), a2);
@@ -102,9 +99,8 @@ HWY_INLINE void dot_row_m(const Row& row, const float* x, int64_t xs, int64_t K,
   hn::Vec<DF> acc[M];
   for (int m = 0; m < M; m++) acc[m] = hn::Zero(d);
   int64_t k = 0;
-  const int64_t step = static_cast<const char*>(row.addr(L)) - static_cast<const char*>(row.addr(0));
   for (; k + L <= K; k += L) {
-    if (k % 64 == 0) prefetch_lines(row.addr(k), 64 * step / L, pf);
+    if (k % 64 == 0) prefetch_lines(row.p + k, 64 * int64_t(sizeof(*row.p)), pf);  // every 64 weights
     const auto w = row.load(d, k);
     for (int m = 0; m < M; m++) acc[m] = hn::MulAdd(w, hn::LoadU(d, x + m * xs + k), acc[m]);
   }
