@@ -102,8 +102,8 @@ template <> struct Vec<__half> {
   }
 };
 
-// Four adjacent elements of an f32 (16-byte access) or bf16 (8-byte access) array as a float4;
-// the address must be aligned to the access. bf16 stores round to nearest even.
+// Four adjacent elements of an f32 (16-byte access) or bf16/f16 (8-byte access) array as a float4;
+// the address must be aligned to the access. bf16/f16 stores round to nearest even.
 template <class ST> struct Pack4;
 template <> struct Pack4<float> {
   __device__ static float4 ld(const float* p) { return *reinterpret_cast<const float4*>(p); }
@@ -120,6 +120,21 @@ template <> struct Pack4<__nv_bfloat16> {
     uint2 r;
     *reinterpret_cast<__nv_bfloat162*>(&r.x) = __floats2bfloat162_rn(v.x, v.y);
     *reinterpret_cast<__nv_bfloat162*>(&r.y) = __floats2bfloat162_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(p) = r;
+  }
+};
+
+template <> struct Pack4<__half> {
+  __device__ static float4 ld(const __half* p) {
+    const uint2 r = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&r.x));
+    const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&r.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+  }
+  __device__ static void st(__half* p, float4 v) {
+    uint2 r;
+    *reinterpret_cast<__half2*>(&r.x) = __floats2half2_rn(v.x, v.y);
+    *reinterpret_cast<__half2*>(&r.y) = __floats2half2_rn(v.z, v.w);
     *reinterpret_cast<uint2*>(p) = r;
   }
 };

@@ -799,22 +799,6 @@ __device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpre
 __device__ __forceinline__ float& at(float4& v, int i) { return (&v.x)[i]; }
 __device__ __forceinline__ float at(const float4& v, int i) { return (&v.x)[i]; }
 
-template <class OT> struct Out4;  // four adjacent outputs, one store
-template <> struct Out4<float> {
-  __device__ static void st(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
-};
-template <> struct Out4<__nv_bfloat16> {
-  __device__ static void st(__nv_bfloat16* p, float4 v) { Pack4<__nv_bfloat16>::st(p, v); }
-};
-template <> struct Out4<__half> {
-  __device__ static void st(__half* p, float4 v) {
-    uint2 r;
-    *reinterpret_cast<__half2*>(&r.x) = __floats2half2_rn(v.x, v.y);
-    *reinterpret_cast<__half2*>(&r.y) = __floats2half2_rn(v.z, v.w);
-    *reinterpret_cast<uint2*>(p) = r;
-  }
-};
-
 template <int NS>
 constexpr size_t warp_scan_smem_bytes() { return (size_t(2 * kWCh + 2 * NS) * kWP + kWCh * 16 * 2) * sizeof(float); }
 
@@ -962,7 +946,7 @@ __global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, O
 #pragma unroll
           for (int j = 0; j < 4; j++) at(v, j) *= silu_d(at(z, j));
         }
-        Out4<OT>::st(out + t * out_stride + e0 + 4 * cq, v);
+        Pack4<OT>::st(out + t * out_stride + e0 + 4 * cq, v);
       }
     }
     __syncthreads();  // the next tile's staging overwrites the rows
