@@ -60,6 +60,32 @@ INSTANTIATE_TEST_SUITE_P(
                       LinCase{77, 45, 37, DType::F32, true, true, true},          // f32 cuBLASLt, odd
                       LinCase{17, 129, 64, DType::F16, false, false, true}));
 
+// The decode GEMV over shapes that exercise both kernels (matrices of at most 1,024 rows take the
+// pipelined one): rows that end inside a U-deep run of loads, K not a multiple of a warp group's
+// vectors (ragged last vector per row), several warps-per-row splits, each loads-in-flight depth,
+// f32 and half weights.
+TEST(CudaKernels, GemvPipelineShapes) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int64_t M, N, K; DType t; };
+  for (const Case& c : {Case{1, 7, 296, DType::BF16}, Case{2, 192, 5120, DType::BF16}, Case{1, 1000, 2568, DType::F16},
+                        Case{5, 2560, 5120, DType::BF16}, Case{1, 10240, 2560, DType::F32}, Case{8, 333, 1032, DType::F32},
+                        Case{1, 12000, 136, DType::BF16}})
+    for (int unroll : {4, 8, 16}) {
+      auto x = randn(static_cast<size_t>(c.M * c.K), 1), nw = randn(static_cast<size_t>(c.K), 2, 0.2f, 1.f), b = randn(static_cast<size_t>(c.N), 3);
+      auto wf = randn(static_cast<size_t>(c.N * c.K), 4, 0.05f), y0 = randn(static_cast<size_t>(c.M * c.N), 5);
+      Tensor w = Tensor::from_f32(wf.data(), c.t, {c.N, c.K});
+      std::vector<float> xn = x, ref(static_cast<size_t>(c.M * c.N));
+      kr::rms_norm({c.M, c.K, c.K, x.data(), c.K, nw.data(), nullptr, 0, false, 1e-5f, xn.data(), c.K});
+      kr::linear({c.M, c.N, c.K, xn.data(), c.K, w.raw(), c.t, b.data(), ref.data(), c.N});
+      for (size_t i = 0; i < ref.size(); i++) ref[i] += y0[i];
+      DevBuf<float> dx(x), dnw(nw), db(b), dy(y0);
+      DevBuf<uint8_t> dw(w.nbytes());
+      cudaMemcpy(dw.p, w.raw(), w.nbytes(), cudaMemcpyHostToDevice);
+      kc::gemv({c.M, c.N, c.K, dx.p, c.K, dw.p, c.t, db.p, dy.p, c.N, dnw.p, 1e-5f, true}, nullptr, unroll);
+      EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "M=" << c.M << " N=" << c.N << " K=" << c.K << " unroll " << unroll;
+    }
+}
+
 // Mamba-2 decode: the gated, grouped RMSNorm fused into out_proj's GEMV, against the reference norm
 // followed by the reference linear (and the residual add).
 TEST(CudaKernels, GemvGatedGroupNorm) {

@@ -120,37 +120,12 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(LinearArgs a, int wp
 }
 
 
-// The decode GEMV proper (M <= 8, K*M*4 bytes of x fit in shared memory). x is staged once per block
-// in shared memory, already RMS-normalised and multiplied by the norm weight, so the weight stream is
-// the only global traffic in the loop. The grid is persistent (as many blocks as fit at once), so the
-// staging cost is paid once per resident block, not once per 8 rows; a group of `wpr` warps owns a
-// row (split-K for few, long rows), and every lane issues U independent 16-byte weight loads before
-// it uses the first. The first row's loads are issued before the staging, so they overlap it.
-// U is chosen per shape (gemv_unroll, measured).
-template <class WT, int M, int U>
-__global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, int wpr) {
-  extern __shared__ float4 smem_f4[];
-  float* xs = reinterpret_cast<float*>(smem_f4);  // (M, K)
-  __shared__ float red[kGemvThreads / 32][M];
-  __shared__ float rs[M];
-  __shared__ float tmp[32];
-  constexpr int V = Vec<WT>::n;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int rpb = 8 / wpr, L = wpr * 32, lid = (warp % wpr) * 32 + lane;
-  const int64_t K = a.K, KV = K / V;
-  const WT* W = static_cast<const WT*>(a.w);
-
-  // Prefetch: this warp's first row, first U vectors.
-  int64_t n = int64_t(blockIdx.x) * rpb + warp / wpr;
-  uint4 raw[U];
-#pragma unroll
-  for (int u = 0; u < U; u++) {
-    const int64_t v = lid + int64_t(u) * L;
-    if (n < a.N && v < KV) raw[u] = Vec<WT>::raw(W + n * K + v * V);
-  }
-  pdl_trigger();
-  pdl_wait();  // x and y belong to the previous kernel until here
-  // Stage x (gated, normalised) in shared memory.
+// Stages the M rows of x in shared memory (xs, (M, K)): gated by silu(gate) when a.gate, then
+// RMS-normalised (over groups of a.norm_group columns, or all K) and multiplied by a.norm_w when set.
+// Ends with the block synchronised.
+template <int M>
+__device__ __forceinline__ void stage_x(const LinearArgs& a, float* xs, float* rs, float* tmp) {
+  const int64_t K = a.K;
   const int64_t G = a.norm_group > 0 ? a.norm_group : K;
   for (int m = 0; m < M; m++) {
     const float* x = a.x + m * a.x_stride;
@@ -182,6 +157,39 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
       }
     __syncthreads();
   }
+}
+
+// The decode GEMV proper (M <= 8, K*M*4 bytes of x fit in shared memory). x is staged once per block
+// in shared memory, already RMS-normalised and multiplied by the norm weight, so the weight stream is
+// the only global traffic in the loop. The grid is persistent (as many blocks as fit at once), so the
+// staging cost is paid once per resident block, not once per 8 rows; a group of `wpr` warps owns a
+// row (split-K for few, long rows), and every lane issues U independent 16-byte weight loads before
+// it uses the first. The first row's loads are issued before the staging, so they overlap it.
+// U is chosen per shape (gemv_unroll, measured).
+template <class WT, int M, int U>
+__global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, int wpr) {
+  extern __shared__ float4 smem_f4[];
+  float* xs = reinterpret_cast<float*>(smem_f4);  // (M, K)
+  __shared__ float red[kGemvThreads / 32][M];
+  __shared__ float rs[M];
+  __shared__ float tmp[32];
+  constexpr int V = Vec<WT>::n;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int rpb = 8 / wpr, L = wpr * 32, lid = (warp % wpr) * 32 + lane;
+  const int64_t K = a.K, KV = K / V;
+  const WT* W = static_cast<const WT*>(a.w);
+
+  // Prefetch: this warp's first row, first U vectors.
+  int64_t n = int64_t(blockIdx.x) * rpb + warp / wpr;
+  uint4 raw[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    const int64_t v = lid + int64_t(u) * L;
+    if (n < a.N && v < KV) raw[u] = Vec<WT>::raw(W + n * K + v * V);
+  }
+  pdl_trigger();
+  pdl_wait();  // x and y belong to the previous kernel until here
+  stage_x<M>(a, xs, rs, tmp);
 
   const int64_t step = int64_t(gridDim.x) * rpb;
   // Uniform trip count over the block (split-K reductions synchronise the block).
@@ -253,36 +261,131 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
   }
 }
 
-// Resident blocks per SM of one instantiation at this shared-memory size (cached per size).
+// The decode GEMV as one continuous weight stream per group of warps (matrices of few rows; see
+// launch_gemv_smem_u). A group of `wpr` warps owns rows n0, n0 + step, …
+// (step = row groups in the grid) and each of its lanes the 16-byte vectors lid, lid + L, … of every
+// such row. A lane's loads over all its rows are one sequence kept U deep: as soon as a vector is
+// used, the load U positions further is issued into its register, across row boundaries, so the end
+// of a row (a shuffle reduction, and for wpr > 1 a named barrier of the group's warps only) does not
+// drain the loads in flight, and after the staging of x no block-wide barrier runs.
 template <class WT, int M, int U>
-int64_t gemv_capacity(size_t smem) {
+__global__ void __launch_bounds__(kGemvThreads) gemv_pipe_kernel(LinearArgs a, int wpr) {
+  extern __shared__ float4 smem_f4[];
+  float* xs = reinterpret_cast<float*>(smem_f4);  // (M, K)
+  __shared__ float red[2][kGemvThreads / 32][M];  // by row parity: a group's next row may start before its leader read
+  __shared__ float rs[M];
+  __shared__ float tmp[32];
+  constexpr int V = Vec<WT>::n;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int groups = 8 / wpr, g = warp / wpr, L = wpr * 32, lid = (warp % wpr) * 32 + lane;
+  const int64_t K = a.K, KV = K / V;
+  const int J = int((KV + L - 1) / L);  // vectors per lane and row
+  const WT* W = static_cast<const WT*>(a.w);
+  const int64_t step = int64_t(gridDim.x) * groups, n0 = int64_t(blockIdx.x) * groups + g;
+  const int64_t T = (n0 < a.N ? (a.N - 1 - n0) / step + 1 : 0) * J;  // the lane's sequence length
+  int64_t ln = n0;  // load cursor: row, vector
+  int lj = 0;
+  uint4 raw[U];
+  auto issue = [&](uint4& r) {
+    if (ln < a.N) {
+      const int64_t v = lid + int64_t(lj) * L;
+      if (v < KV) r = Vec<WT>::raw(W + ln * K + v * V);
+      if (++lj == J) lj = 0, ln += step;
+    }
+  };
+#pragma unroll
+  for (int u = 0; u < U; u++) issue(raw[u]);  // weights only: before waiting for the previous kernel
+  pdl_trigger();
+  pdl_wait();  // x and y belong to the previous kernel until here
+  stage_x<M>(a, xs, rs, tmp);
+
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; m++) acc[m] = 0.f;
+  int64_t cn = n0;  // use cursor: row, vector
+  int cj = 0, par = 0;
+  for (int64_t t0 = 0; t0 < T; t0 += U) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      if (t0 + u >= T) break;  // uniform over the group
+      const int64_t v = lid + int64_t(cj) * L;
+      if (v < KV) {
+        float wv[V];
+        Vec<WT>::widen(raw[u], wv);
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+          const float* xv = xs + m * K + v * V;
+#pragma unroll
+          for (int i = 0; i < V; i += 4) {
+            const float4 q = *reinterpret_cast<const float4*>(xv + i);
+            acc[m] = fmaf(wv[i], q.x, acc[m]);
+            acc[m] = fmaf(wv[i + 1], q.y, acc[m]);
+            acc[m] = fmaf(wv[i + 2], q.z, acc[m]);
+            acc[m] = fmaf(wv[i + 3], q.w, acc[m]);
+          }
+        }
+      }
+      issue(raw[u]);
+      if (++cj < J) continue;
+      // Row cn done.
+#pragma unroll
+      for (int m = 0; m < M; m++) acc[m] = warp_sum(acc[m]);
+      if (wpr > 1) {
+        if (lane == 0)
+          for (int m = 0; m < M; m++) red[par][warp][m] = acc[m];
+        asm volatile("bar.sync %0, %1;" ::"r"(1 + g), "r"(wpr * 32) : "memory");  // the group's warps only
+        if (warp % wpr == 0 && lane == 0)
+          for (int m = 0; m < M; m++) {
+            float sum = 0.f;
+            for (int q = 0; q < wpr; q++) sum += red[par][warp + q][m];
+            acc[m] = sum;
+          }
+        par ^= 1;
+      }
+      if (warp % wpr == 0 && lane == 0)
+        for (int m = 0; m < M; m++) {
+          const float r = acc[m] + (a.bias ? a.bias[cn] : 0.f);
+          float* y = a.y + m * a.y_stride + cn;
+          *y = a.accumulate ? *y + r : r;
+        }
+#pragma unroll
+      for (int m = 0; m < M; m++) acc[m] = 0.f;
+      cj = 0;
+      cn += step;
+    }
+  }
+}
+
+// Resident blocks on the GPU of one GEMV kernel at this shared-memory size (cached per kernel and size).
+template <class Kern>
+int64_t gemv_capacity(Kern* kernel, size_t smem) {
   static std::mutex mu;
   static int sms = 0;
-  static std::map<size_t, int> occ_by_smem;
+  static std::map<std::pair<const void*, size_t>, int> occ;
   std::lock_guard<std::mutex> g(mu);
   if (sms == 0) {
     int dev = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    check(cudaFuncSetAttribute(gemv_smem_kernel<WT, M, U>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemvMaxSmem)),
-          "gemv smem attribute");
   }
-  auto it = occ_by_smem.find(smem);
-  if (it == occ_by_smem.end()) {
-    int occ = 0;
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_smem_kernel<WT, M, U>, kGemvThreads, smem), "gemv occupancy");
+  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
+  auto it = occ.find(key);
+  if (it == occ.end()) {
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemvMaxSmem)), "gemv smem attribute");
+    int n = 0;
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kGemvThreads, smem), "gemv occupancy");
     // SSM_GEMV_BLOCKS_PER_SM=n caps the resident blocks (measurement switch: leaves room on each SM
     // for the next kernel's blocks to start their weight loads under programmatic dependent launch).
     static const int cap_env = [] { const char* e = std::getenv("SSM_GEMV_BLOCKS_PER_SM"); return e ? std::atoi(e) : 0; }();
-    if (cap_env > 0) occ = std::min(occ, cap_env);
-    it = occ_by_smem.emplace(smem, std::max(occ, 1)).first;
+    if (cap_env > 0) n = std::min(n, cap_env);
+    it = occ.emplace(key, std::max(n, 1)).first;
   }
   return int64_t(it->second) * sms;
 }
 
 template <class WT, int M, int U>
 void launch_gemv_smem(const LinearArgs& a, size_t smem, cudaStream_t s) {
-  const int64_t cap = gemv_capacity<WT, M, U>(smem);
+  const int64_t cap = gemv_capacity(gemv_smem_kernel<WT, M, U>, smem);
   // Warps per row: the split whose row slots fill the resident blocks most evenly (the last round of
   // a persistent grid is the tail), among those leaving each lane at least two 16-byte vectors a row.
   int wpr = 1;
@@ -296,6 +399,20 @@ void launch_gemv_smem(const LinearArgs& a, size_t smem, cudaStream_t s) {
   const int64_t rpb = 8 / wpr, need = (a.N + rpb - 1) / rpb;
   const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(need, cap)));
   launch("gemv", gemv_smem_kernel<WT, M, U>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
+}
+
+// Warps per row of the pipelined GEMV: the fewest (1, 2, 4, 8) whose row groups occupy every
+// resident warp, keeping at least two 16-byte vectors per lane and row; SSM_GEMV_WPR=n forces it.
+template <class WT, int M, int U>
+void launch_gemv_pipe(const LinearArgs& a, size_t smem, cudaStream_t s) {
+  const int64_t cap = gemv_capacity(gemv_pipe_kernel<WT, M, U>, smem);
+  static const int forced = [] { const char* e = std::getenv("SSM_GEMV_WPR"); const int w = e ? std::atoi(e) : 0; return w == 1 || w == 2 || w == 4 || w == 8 ? w : 0; }();
+  int wpr = 1;
+  while (wpr < 8 && a.N * wpr < cap * 8 && a.K >= int64_t(wpr) * 2 * 32 * 2 * Vec<WT>::n) wpr *= 2;
+  if (forced) wpr = forced;
+  const int64_t groups = 8 / wpr, need = (a.N + groups - 1) / groups;
+  const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(need, cap)));
+  launch("gemv", gemv_pipe_kernel<WT, M, U>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
 }
 
 // Loads in flight per lane for M <= 2 (larger M keep 4: more accumulators, fewer registers to
@@ -316,6 +433,20 @@ int gemv_unroll(const LinearArgs& a, int asked) {
 
 template <class WT, int M>
 void launch_gemv_smem_u(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll) {
+  // SSM_GEMV_PIPE=0|1 forces the choice (measurement switch, read once); by default the pipelined
+  // kernel takes matrices of at most 1,024 rows, where it measured about twice as fast (H200,
+  // bench_cuda_gemv, batch 1: mamba-2.8b x_proj 2.75 vs 5.12 us), and the other kernel the larger
+  // ones (in_proj 17.8 vs 21.7 us, out_proj 10.6 vs 12.8, lm_head 63.7 vs 80.9: docs/cuda.md).
+  static const int pipe_env = [] { const char* e = std::getenv("SSM_GEMV_PIPE"); return e && *e ? (*e == '0' ? 0 : 1) : -1; }();
+  if (pipe_env == 1 || (pipe_env == -1 && a.N <= 1024)) {
+    // Pipelined kernel: U loads in flight per lane (default 8; M > 2: 4, fewer registers to spare).
+    const int u = unroll == 4 || unroll == 8 || unroll == 16 ? unroll : M <= 2 ? 8 : 4;
+    if constexpr (M <= 2) {
+      if (u == 16) return launch_gemv_pipe<WT, M, 16>(a, smem, s);
+      if (u == 8) return launch_gemv_pipe<WT, M, 8>(a, smem, s);
+    }
+    return launch_gemv_pipe<WT, M, 4>(a, smem, s);
+  }
   if constexpr (M <= 2) {
     switch (gemv_unroll(a, unroll)) {
       case 16: return launch_gemv_smem<WT, M, 16>(a, smem, s);
