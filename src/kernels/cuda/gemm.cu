@@ -159,6 +159,25 @@ __device__ __forceinline__ void stage_x(const LinearArgs& a, float* xs, float* r
   }
 }
 
+// acc[m] += the 16-byte weight vector `raw` (widened) · the staged x elements at xv + m·K.
+template <class WT, int M>
+__device__ __forceinline__ void fma_vec(uint4 raw, const float* xv, int64_t K, float* acc) {
+  constexpr int V = Vec<WT>::n;
+  float wv[V];
+  Vec<WT>::widen(raw, wv);
+#pragma unroll
+  for (int m = 0; m < M; m++) {
+#pragma unroll
+    for (int i = 0; i < V; i += 4) {
+      const float4 q = *reinterpret_cast<const float4*>(xv + m * K + i);
+      acc[m] = fmaf(wv[i], q.x, acc[m]);
+      acc[m] = fmaf(wv[i + 1], q.y, acc[m]);
+      acc[m] = fmaf(wv[i + 2], q.z, acc[m]);
+      acc[m] = fmaf(wv[i + 3], q.w, acc[m]);
+    }
+  }
+}
+
 // The decode GEMV proper (M <= 8, K*M*4 bytes of x fit in shared memory). x is staged once per block
 // in shared memory, already RMS-normalised and multiplied by the norm weight, so the weight stream is
 // the only global traffic in the loop. The grid is persistent (as many blocks as fit at once), so the
@@ -210,22 +229,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
 #pragma unroll
         for (int u = 0; u < U; u++) {
           const int64_t v = v0 + int64_t(u) * L;
-          if (v < KV) {
-            float wv[V];
-            Vec<WT>::widen(raw[u], wv);
-#pragma unroll
-            for (int m = 0; m < M; m++) {
-              const float* xv = xs + m * K + v * V;
-#pragma unroll
-              for (int i = 0; i < V; i += 4) {
-                const float4 q = *reinterpret_cast<const float4*>(xv + i);
-                acc[m] = fmaf(wv[i], q.x, acc[m]);
-                acc[m] = fmaf(wv[i + 1], q.y, acc[m]);
-                acc[m] = fmaf(wv[i + 2], q.z, acc[m]);
-                acc[m] = fmaf(wv[i + 3], q.w, acc[m]);
-              }
-            }
-          }
+          if (v < KV) fma_vec<WT, M>(raw[u], xs + v * V, K, acc);
         }
       }
       // Issue the next row's first loads before the reductions.
@@ -309,22 +313,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_pipe_kernel(LinearArgs a, i
     for (int u = 0; u < U; u++) {
       if (t0 + u >= T) break;  // uniform over the group
       const int64_t v = lid + int64_t(cj) * L;
-      if (v < KV) {
-        float wv[V];
-        Vec<WT>::widen(raw[u], wv);
-#pragma unroll
-        for (int m = 0; m < M; m++) {
-          const float* xv = xs + m * K + v * V;
-#pragma unroll
-          for (int i = 0; i < V; i += 4) {
-            const float4 q = *reinterpret_cast<const float4*>(xv + i);
-            acc[m] = fmaf(wv[i], q.x, acc[m]);
-            acc[m] = fmaf(wv[i + 1], q.y, acc[m]);
-            acc[m] = fmaf(wv[i + 2], q.z, acc[m]);
-            acc[m] = fmaf(wv[i + 3], q.w, acc[m]);
-          }
-        }
-      }
+      if (v < KV) fma_vec<WT, M>(raw[u], xs + v * V, K, acc);
       issue(raw[u]);
       if (++cj < J) continue;
       // Row cn done.
