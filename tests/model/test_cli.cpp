@@ -48,24 +48,56 @@ TEST(Cli, LogitsMatchFixtureInAllModes) {
 // modes (as every fixture); 2% of the largest |logit| for bf16, the GPU's bf16 bound (docs/numerics.md;
 // measured 0.74% here, the same 0.0274 absolute error as the CUDA bf16 prefill).
 TEST(Cli, CpuGemmModesStayWithinTheirTolerance) {
-  const std::string d = kFx + "/mamba1_bf16_untied";
-  auto ref = read_npy(d + "/logits.npy");
-  float scale = 0;
-  for (float v : ref.data)
-    if (!std::isnan(v)) scale = std::max(scale, std::fabs(v));
-  for (std::string mode : {"f32", "openblas", "bf16"}) {
-    std::string out = test::temp_dir("cli") + "/l.npy";
-    auto r = test::run_command("SSM_CPU_GEMM=" + mode + " " + std::string(SSM_CLI_PATH) + " logits -m " + d +
-                               " --ids-file " + d + "/ids.txt --out " + out + " 2>&1");
-    ASSERT_EQ(r.rc, 0) << r.out;
-    auto got = read_npy(out);
-    ASSERT_EQ(got.shape, ref.shape);
-    float m = 0;
-    for (size_t i = 0; i < got.data.size(); i++)
-      if (!std::isnan(ref.data[i])) m = std::max(m, std::fabs(got.data[i] - ref.data[i]));
-    EXPECT_LT(m, mode == "bf16" ? 0.02f * scale : 1e-4f) << mode;
-    if (mode == "bf16") EXPECT_GT(m, 1e-4f) << "bf16 mode did not take effect";
+  // bf16 weights (used as stored in bf16 mode) and f16 weights (rounded to bf16 in bf16 mode).
+  for (const char* fx : {"mamba1_bf16_untied", "mamba2_limit_f16"}) {
+    const std::string d = kFx + "/" + fx;
+    auto ref = read_npy(d + "/logits.npy");
+    float scale = 0;
+    for (float v : ref.data)
+      if (!std::isnan(v)) scale = std::max(scale, std::fabs(v));
+    for (std::string mode : {"f32", "openblas", "bf16"}) {
+      std::string out = test::temp_dir("cli") + "/l.npy";
+      auto r = test::run_command("SSM_CPU_GEMM=" + mode + " " + std::string(SSM_CLI_PATH) + " logits -m " + d +
+                                 " --ids-file " + d + "/ids.txt --out " + out + " 2>&1");
+      ASSERT_EQ(r.rc, 0) << r.out;
+      auto got = read_npy(out);
+      ASSERT_EQ(got.shape, ref.shape);
+      float m = 0;
+      for (size_t i = 0; i < got.data.size(); i++)
+        if (!std::isnan(ref.data[i])) m = std::max(m, std::fabs(got.data[i] - ref.data[i]));
+      EXPECT_LT(m, mode == "bf16" ? 0.02f * scale : 1e-4f) << fx << " " << mode;
+      if (mode == "bf16") EXPECT_GT(m, 1e-4f) << fx << ": bf16 mode did not take effect";
+      std::printf("[ cpu gemm ] %s %s: max abs err %.3g (logit scale %.3g)\n", fx, mode.c_str(), m, scale);
+    }
   }
+  // 8-bit weights (rounded to bf16 from their exact values in bf16 mode): within the q8 bound of the
+  // fixture tests (5% of the largest logit), and bf16 mode changes the result.
+  {
+    const std::string d = kFx + "/mamba1_bf16_tiles", q = test::temp_dir("cliq8") + "/m";
+    auto c = test::run_command(std::string(SSM_CLI_PATH) + " convert -m " + d + " --to q8 -o " + q + " 2>&1");
+    ASSERT_EQ(c.rc, 0) << c.out;
+    auto ref = read_npy(d + "/logits.npy");
+    float scale = 0;
+    for (float v : ref.data)
+      if (!std::isnan(v)) scale = std::max(scale, std::fabs(v));
+    std::vector<float> by_mode[2];
+    for (int bf : {0, 1}) {
+      std::string out = test::temp_dir("cli") + "/q.npy";
+      auto r = test::run_command(std::string("SSM_CPU_GEMM=") + (bf ? "bf16 " : "f32 ") + SSM_CLI_PATH + " logits -m " + q +
+                                 " --ids-file " + d + "/ids.txt --out " + out + " 2>&1");
+      ASSERT_EQ(r.rc, 0) << r.out;
+      auto got = read_npy(out);
+      ASSERT_EQ(got.shape, ref.shape);
+      float m = 0;
+      for (size_t i = 0; i < got.data.size(); i++)
+        if (!std::isnan(ref.data[i])) m = std::max(m, std::fabs(got.data[i] - ref.data[i]));
+      EXPECT_LT(m, 0.05f * scale) << (bf ? "q8, bf16 mode" : "q8, f32 mode");
+      std::printf("[ cpu gemm ] q8 of mamba1_bf16_tiles %s: max abs err %.3g (logit scale %.3g)\n", bf ? "bf16" : "f32", m, scale);
+      by_mode[bf] = got.data;
+    }
+    EXPECT_NE(by_mode[0], by_mode[1]) << "bf16 mode did not take effect on 8-bit weights";
+  }
+  const std::string d = kFx + "/mamba1_bf16_untied";
   auto bad = test::run_command("SSM_CPU_GEMM=fast " + std::string(SSM_CLI_PATH) + " logits -m " + d + " --ids-file " + d +
                                "/ids.txt --out " + test::temp_dir("cli") + "/x.npy 2>&1");
   EXPECT_NE(bad.rc, 0);

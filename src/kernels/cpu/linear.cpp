@@ -5,9 +5,11 @@
 //
 // Precision: by default every GEMM runs in f32 (oneDNN never drops to bf16 unless asked), so f32
 // checkpoints give f32 results and bf16/f16/int8 weights are widened exactly to f32 panel by panel
-// first (memory keeps the checkpoint's dtype). SSM_CPU_GEMM=bf16 instead feeds bf16 weights to a
-// bf16 x bf16 -> f32 matmul with the activations rounded to bf16 (what llama.cpp and transformers'
-// bf16 runs do): about twice the speed, with the error documented in docs/numerics.md.
+// first (memory keeps the checkpoint's dtype). SSM_CPU_GEMM=bf16 instead runs every product of a
+// non-f32 checkpoint as bf16 x bf16 -> f32 with the activations rounded to bf16 (what transformers'
+// bf16 runs do; llama.cpp rounds them to the f16 of f16 models): bf16 weights as stored, f16 and
+// 8-bit weights rounded to bf16 panel by panel. About twice the GEMM rate, with the error
+// documented in docs/numerics.md.
 // SSM_CPU_GEMM=openblas keeps the OpenBLAS sgemm path, for the side-by-side measurement.
 #include <cblas.h>
 #include <dnnl.hpp>
@@ -118,27 +120,19 @@ void linear(const LinearParams& p) {
   }
   if (p.w_dtype == DType::F32) {
     matmul(p.M, p.N, p.K, p.x, p.x_stride, p.w, p.K, p.y, p.y_stride, dt::f32);
-  } else if (p.w_dtype == DType::BF16 && gemm_mode() == Gemm::BF16) {
-    thread_local std::vector<uint16_t> xb;
-    xb.resize(size_t(p.M * p.K));
-    uint16_t* xp = xb.data();  // thread_local: the pool's workers must see this thread's buffer
-    parallel_for(p.M, 1, [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; m++)
-        for (int64_t k = 0; k < p.K; k++) xp[m * p.K + k] = f32_to_bf16(p.x[m * p.x_stride + k]);
-    });
-    matmul(p.M, p.N, p.K, xp, p.K, p.w, p.K, p.y, p.y_stride, dt::bf16);
   } else {
-    // Panels of up to 64 MiB of f32 weights (multiples of 64 rows; one panel for most projection
-    // matrices): on the 1.4b in_proj, 4 MiB panels ran the product at ~230 GFLOP/s, 16 MiB at ~260,
-    // the whole 64 MiB matrix at ~340-375 (f32 weights: ~370). The scratch is kept per thread.
+    // Weights other than f32 and bf16 are widened to f32 in panels of up to 64 MiB (multiples of 64
+    // rows; one panel for most projection matrices): on the 1.4b in_proj, 4 MiB panels ran the
+    // product at ~230 GFLOP/s, 16 MiB at ~260, the whole 64 MiB matrix at ~340-375 (f32 weights:
+    // ~370). The scratch is kept per thread.
     int64_t panel = std::max<int64_t>(64, (int64_t(64) << 20) / (4 * std::max<int64_t>(p.K, 1)));
     panel = std::min(p.N, panel / 64 * 64);
-    thread_local std::vector<float> buf;
-    buf.resize(size_t(panel * p.K));
-    float* bp = buf.data();  // thread_local: the pool's workers must see this thread's buffer
     const size_t es = dtype_size(p.w_dtype);
-    for (int64_t n0 = 0; n0 < p.N; n0 += panel) {
-      const int64_t nn = std::min(panel, p.N - n0);
+    thread_local std::vector<float> buf;
+    // Panel of rows n0 .. n0+nn-1 as exact f32 values (q8: int8 times the block's f16 scale).
+    auto widen_panel = [&](int64_t n0, int64_t nn) {
+      buf.resize(size_t(panel * p.K));
+      float* bp = buf.data();  // thread_local: the pool's workers must see this thread's buffer
       widen_to_f32(p.w_dtype, static_cast<const char*>(p.w) + size_t(n0 * p.K) * es, bp, nn * p.K);
       if (p.w_dtype == DType::I8) {
         const int64_t nb = p.K / kQ8Block;
@@ -153,7 +147,37 @@ void linear(const LinearParams& p) {
           }
         });
       }
-      matmul(p.M, nn, p.K, p.x, p.x_stride, bp, p.K, p.y + n0, p.y_stride, dt::f32);
+      return bp;
+    };
+    if (gemm_mode() == Gemm::BF16) {
+      // bf16 products: the activations rounded to bf16; bf16 weights as stored, f16 and q8 weights
+      // rounded to bf16 from their exact f32 values, panel by panel (docs/numerics.md has the error).
+      thread_local std::vector<uint16_t> xb, wb;
+      xb.resize(size_t(p.M * p.K));
+      uint16_t* xp = xb.data();  // thread_local: the pool's workers must see this thread's buffer
+      parallel_for(p.M, 1, [&](int64_t m0, int64_t m1) {
+        for (int64_t m = m0; m < m1; m++)
+          for (int64_t k = 0; k < p.K; k++) xp[m * p.K + k] = f32_to_bf16(p.x[m * p.x_stride + k]);
+      });
+      if (p.w_dtype == DType::BF16) {
+        matmul(p.M, p.N, p.K, xp, p.K, p.w, p.K, p.y, p.y_stride, dt::bf16);
+      } else {
+        wb.resize(size_t(panel * p.K));
+        uint16_t* wp = wb.data();
+        for (int64_t n0 = 0; n0 < p.N; n0 += panel) {
+          const int64_t nn = std::min(panel, p.N - n0);
+          const float* bp = widen_panel(n0, nn);
+          parallel_for(nn * p.K, 1 << 15, [&](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; i++) wp[i] = f32_to_bf16(bp[i]);
+          });
+          matmul(p.M, nn, p.K, xp, p.K, wp, p.K, p.y + n0, p.y_stride, dt::bf16);
+        }
+      }
+    } else {
+      for (int64_t n0 = 0; n0 < p.N; n0 += panel) {
+        const int64_t nn = std::min(panel, p.N - n0);
+        matmul(p.M, nn, p.K, p.x, p.x_stride, widen_panel(n0, nn), p.K, p.y + n0, p.y_stride, dt::f32);
+      }
     }
   }
   if (p.bias)
