@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "core/npy.hpp"
 #include "support/process.hpp"
@@ -22,6 +24,29 @@ test::CommandResult sh(const std::string& args, bool with_stderr = true) {
 }
 
 const std::string kFx = SSM_FIXTURE_DIR;
+
+// `ssm logits` of fixture `fx`'s prompts with model `model` under SSM_CPU_GEMM=mode: the largest
+// |difference| from the fixture's transformers logits, and that largest |logit|; `got` keeps the logits.
+struct ModeRun { float err = 0, scale = 0; std::vector<float> got; };
+ModeRun logits_in_mode(const std::string& mode, const std::string& model, const std::string& fx) {
+  ModeRun m;
+  auto ref = read_npy(fx + "/logits.npy");
+  std::string out = test::temp_dir("cli") + "/l.npy";
+  auto r = test::run_command("SSM_CPU_GEMM=" + mode + " " + std::string(SSM_CLI_PATH) + " logits -m " + model +
+                             " --ids-file " + fx + "/ids.txt --out " + out + " 2>&1");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  if (r.rc != 0) return m;
+  auto got = read_npy(out);
+  EXPECT_EQ(got.shape, ref.shape);
+  if (got.shape != ref.shape) return m;
+  for (size_t i = 0; i < got.data.size(); i++)
+    if (!std::isnan(ref.data[i])) {
+      m.err = std::max(m.err, std::fabs(got.data[i] - ref.data[i]));
+      m.scale = std::max(m.scale, std::fabs(ref.data[i]));
+    }
+  m.got = std::move(got.data);
+  return m;
+}
 
 }  // namespace
 
@@ -51,23 +76,13 @@ TEST(Cli, CpuGemmModesStayWithinTheirTolerance) {
   // bf16 weights (used as stored in bf16 mode) and f16 weights (rounded to bf16 in bf16 mode).
   for (const char* fx : {"mamba1_bf16_untied", "mamba2_limit_f16"}) {
     const std::string d = kFx + "/" + fx;
-    auto ref = read_npy(d + "/logits.npy");
-    float scale = 0;
-    for (float v : ref.data)
-      if (!std::isnan(v)) scale = std::max(scale, std::fabs(v));
     for (std::string mode : {"f32", "openblas", "bf16"}) {
-      std::string out = test::temp_dir("cli") + "/l.npy";
-      auto r = test::run_command("SSM_CPU_GEMM=" + mode + " " + std::string(SSM_CLI_PATH) + " logits -m " + d +
-                                 " --ids-file " + d + "/ids.txt --out " + out + " 2>&1");
-      ASSERT_EQ(r.rc, 0) << r.out;
-      auto got = read_npy(out);
-      ASSERT_EQ(got.shape, ref.shape);
-      float m = 0;
-      for (size_t i = 0; i < got.data.size(); i++)
-        if (!std::isnan(ref.data[i])) m = std::max(m, std::fabs(got.data[i] - ref.data[i]));
-      EXPECT_LT(m, mode == "bf16" ? 0.02f * scale : 1e-4f) << fx << " " << mode;
-      if (mode == "bf16") EXPECT_GT(m, 1e-4f) << fx << ": bf16 mode did not take effect";
-      std::printf("[ cpu gemm ] %s %s: max abs err %.3g (logit scale %.3g)\n", fx, mode.c_str(), m, scale);
+      const ModeRun r = logits_in_mode(mode, d, d);
+      EXPECT_LT(r.err, mode == "bf16" ? 0.02f * r.scale : 1e-4f) << fx << " " << mode;
+      if (mode == "bf16") {
+        EXPECT_GT(r.err, 1e-4f) << fx << ": bf16 mode did not take effect";
+      }
+      std::printf("[ cpu gemm ] %s %s: max abs err %.3g (logit scale %.3g)\n", fx, mode.c_str(), r.err, r.scale);
     }
   }
   // 8-bit weights (rounded to bf16 from their exact values in bf16 mode): within the q8 bound of the
@@ -76,26 +91,11 @@ TEST(Cli, CpuGemmModesStayWithinTheirTolerance) {
     const std::string d = kFx + "/mamba1_bf16_tiles", q = test::temp_dir("cliq8") + "/m";
     auto c = test::run_command(std::string(SSM_CLI_PATH) + " convert -m " + d + " --to q8 -o " + q + " 2>&1");
     ASSERT_EQ(c.rc, 0) << c.out;
-    auto ref = read_npy(d + "/logits.npy");
-    float scale = 0;
-    for (float v : ref.data)
-      if (!std::isnan(v)) scale = std::max(scale, std::fabs(v));
-    std::vector<float> by_mode[2];
-    for (int bf : {0, 1}) {
-      std::string out = test::temp_dir("cli") + "/q.npy";
-      auto r = test::run_command(std::string("SSM_CPU_GEMM=") + (bf ? "bf16 " : "f32 ") + SSM_CLI_PATH + " logits -m " + q +
-                                 " --ids-file " + d + "/ids.txt --out " + out + " 2>&1");
-      ASSERT_EQ(r.rc, 0) << r.out;
-      auto got = read_npy(out);
-      ASSERT_EQ(got.shape, ref.shape);
-      float m = 0;
-      for (size_t i = 0; i < got.data.size(); i++)
-        if (!std::isnan(ref.data[i])) m = std::max(m, std::fabs(got.data[i] - ref.data[i]));
-      EXPECT_LT(m, 0.05f * scale) << (bf ? "q8, bf16 mode" : "q8, f32 mode");
-      std::printf("[ cpu gemm ] q8 of mamba1_bf16_tiles %s: max abs err %.3g (logit scale %.3g)\n", bf ? "bf16" : "f32", m, scale);
-      by_mode[bf] = got.data;
-    }
-    EXPECT_NE(by_mode[0], by_mode[1]) << "bf16 mode did not take effect on 8-bit weights";
+    const ModeRun f = logits_in_mode("f32", q, d), b = logits_in_mode("bf16", q, d);
+    EXPECT_LT(f.err, 0.05f * f.scale) << "q8, f32 mode";
+    EXPECT_LT(b.err, 0.05f * b.scale) << "q8, bf16 mode";
+    EXPECT_NE(f.got, b.got) << "bf16 mode did not take effect on 8-bit weights";
+    std::printf("[ cpu gemm ] q8 of mamba1_bf16_tiles: max abs err f32 %.3g, bf16 %.3g (logit scale %.3g)\n", f.err, b.err, f.scale);
   }
   const std::string d = kFx + "/mamba1_bf16_untied";
   auto bad = test::run_command("SSM_CPU_GEMM=fast " + std::string(SSM_CLI_PATH) + " logits -m " + d + " --ids-file " + d +
