@@ -18,6 +18,10 @@
 #   CASES          space-separated shape:dtype list
 #                  (default: "mamba-130m:f32 mamba-130m:f16 mamba-130m:q8_0 mamba-1.4b:f16 mamba-1.4b:q8_0")
 #   THREADS (2), PP (512), TG (128), REPS (3)
+#   ROUNDS         rounds per case (default 1): each round runs both engines (-r REPS each), llama.cpp
+#                  first in odd rounds and ssm first in even ones; the table reports each engine's
+#                  median over the rounds and the range of the per-round ratios, so a noisy machine's
+#                  drift shows up instead of landing on one engine
 #   Q8_FROM        how q8_0 GGUFs are made: "quantize" (llama-quantize of the f16 GGUF to Q8_0, default)
 #                  or "convert" (scripts/hf_to_gguf.py --type q8_0 from the f16 checkpoint; slow in pure Python)
 #   BANDWIDTH_GBS  skip the bandwidth measurement and use this value (GB/s)
@@ -33,6 +37,7 @@ THREADS=${THREADS:-2}
 PP=${PP:-512}
 TG=${TG:-128}
 REPS=${REPS:-3}
+ROUNDS=${ROUNDS:-1}
 Q8_FROM=${Q8_FROM:-quantize}
 PY=${PYTHON:-python3}
 
@@ -105,48 +110,78 @@ fi
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
-for c in $CASES; do
-  shape=${c%%:*}
-  dt=${c#*:}
-  g=$(gguf_file "$shape" "$dt")
-  lpp=- ltg=-
-  if [[ -z ${SKIP_LLAMA:-} ]]; then
-    log "llama-bench $g"
-    "$LLAMA_BENCH" -m "$g" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -o json >"$WORK/lb.json" 2>"$WORK/lb.err" ||
-      { cat "$WORK/lb.err" >&2; exit 1; }
-    read -r lpp ltg < <("$PY" -c '
+run_llama() {  # gguf -> "pp tg" (or "- -")
+  if [[ -n ${SKIP_LLAMA:-} ]]; then echo "- -"; return; fi
+  log "llama-bench $1"
+  "$LLAMA_BENCH" -m "$1" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -o json >"$WORK/lb.json" 2>"$WORK/lb.err" ||
+    { cat "$WORK/lb.err" >&2; exit 1; }
+  "$PY" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 pp = [x for x in r if x["n_prompt"] > 0 and x["n_gen"] == 0]
 tg = [x for x in r if x["n_gen"] > 0 and x["n_prompt"] == 0]
 f = lambda v: "%.2f" % v[0]["avg_ts"] if v else "-"
-print(f(pp), f(tg))' "$WORK/lb.json")
-  fi
-  spp=- stg=-
-  if [[ -z ${SKIP_SSM:-} ]]; then
-    d=$(ssm_dir "$shape" "$dt")
-    log "ssm bench $d"
-    "$SSM_BIN" -t "$THREADS" bench -m "$d" -p "$PP" -n "$TG" -r "$REPS" >"$WORK/ssm.txt"
-    spp=$(awk -F"|" -v t="pp$PP" '$6 ~ t {split($(NF-1), a, " "); print a[1]}' "$WORK/ssm.txt")
-    stg=$(awk -F"|" -v t="tg$TG" '$6 ~ t {split($(NF-1), a, " "); print a[1]}' "$WORK/ssm.txt")
-  fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$shape" "$dt" "$(stat -c %s "$g")" "$lpp" "$ltg" "${spp:--}" "${stg:--}" >>"$RESULTS"
+print(f(pp), f(tg))' "$WORK/lb.json"
+}
+run_ssm() {  # model dir -> "pp tg" (or "- -")
+  if [[ -n ${SKIP_SSM:-} ]]; then echo "- -"; return; fi
+  log "ssm bench $1"
+  "$SSM_BIN" -t "$THREADS" bench -m "$1" -p "$PP" -n "$TG" -r "$REPS" >"$WORK/ssm.txt"
+  local pp tg
+  pp=$(awk -F"|" -v t="pp$PP" '$6 ~ t {split($(NF-1), a, " "); print a[1]}' "$WORK/ssm.txt")
+  tg=$(awk -F"|" -v t="tg$TG" '$6 ~ t {split($(NF-1), a, " "); print a[1]}' "$WORK/ssm.txt")
+  echo "${pp:--} ${tg:--}"
+}
+for c in $CASES; do
+  shape=${c%%:*}
+  dt=${c#*:}
+  g=$(gguf_file "$shape" "$dt")
+  d=-
+  [[ -n ${SKIP_SSM:-} ]] || d=$(ssm_dir "$shape" "$dt")
+  for ((round = 1; round <= ROUNDS; round++)); do
+    lpp='' spp=''
+    if ((round % 2)); then
+      read -r lpp ltg < <(run_llama "$g")
+      read -r spp stg < <(run_ssm "$d")
+    else
+      read -r spp stg < <(run_ssm "$d")
+      read -r lpp ltg < <(run_llama "$g")
+    fi
+    # The engines run in process substitutions, whose failures do not stop the script by themselves.
+    [[ -n $lpp ]] || { log "llama-bench failed on $g"; exit 1; }
+    [[ -n $spp ]] || { log "ssm bench failed on $d"; exit 1; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$shape" "$dt" "$(stat -c %s "$g")" "$lpp" "$ltg" "$spp" "$stg" >>"$RESULTS"
+  done
 done
 
 "$PY" - "$RESULTS" "$BANDWIDTH_GBS" "$PP" "$TG" "$THREADS" <<'EOF'
-import sys
+import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 bw, pp, tg, th = float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 num = lambda s: float(s) if s not in ("-", "") else None
-def ratio(a, b):
-    a, b = num(a), num(b)
-    return "%.2f" % (a / b) if a and b else "-"
+cases = {}
+for shape, dt, size, *vals in rows:
+    cases.setdefault((shape, dt, size), []).append([num(v) for v in vals])
+def med(rounds, i):
+    v = [r[i] for r in rounds if r[i] is not None]
+    return statistics.median(v) if v else None
+fmt = lambda v: "%.2f" % v if v is not None else "-"
+def ratio(rounds, s, l):
+    a, b = med(rounds, s), med(rounds, l)
+    if not a or not b:
+        return "-"
+    per = [r[s] / r[l] for r in rounds if r[s] and r[l]]
+    return "%.2f" % (a / b) + (" (%.2f–%.2f)" % (min(per), max(per)) if len(per) > 1 else "")
+n = max((len(r) for r in cases.values()), default=1)
 print("read bandwidth: %.2f GB/s (%s threads); decode floor = weight bytes / bandwidth" % (bw, th))
+if n > 1:
+    print("%d rounds per case: medians, and the range of the per-round ratios in brackets" % n)
 print()
 print("| shape | weights | GGUF GB | llama.cpp pp%s | llama.cpp tg%s | ssm pp%s | ssm tg%s | ssm/llama pp | ssm/llama tg | tg floor (t/s) |" % (pp, tg, pp, tg))
 print("|---|---|---|---|---|---|---|---|---|---|")
-for shape, dt, size, lpp, ltg, spp, stg in rows:
+for (shape, dt, size), rounds in cases.items():
     gb = int(size) / 1e9
     print("| %s | %s | %.3f | %s | %s | %s | %s | %s | %s | %.1f |" % (
-        shape, dt, gb, lpp, ltg, spp, stg, ratio(spp, lpp), ratio(stg, ltg), bw / gb))
+        shape, dt, gb, fmt(med(rounds, 0)), fmt(med(rounds, 1)), fmt(med(rounds, 2)), fmt(med(rounds, 3)),
+        ratio(rounds, 2, 0), ratio(rounds, 3, 1), bw / gb))
 EOF
