@@ -141,11 +141,11 @@ for c in $CASES; do
   for ((round = 1; round <= ROUNDS; round++)); do
     lpp='' spp=''
     if ((round % 2)); then
-      read -r lpp ltg < <(run_llama "$g")
-      read -r spp stg < <(run_ssm "$d")
+      read -r lpp ltg < <(run_llama "$g") || true
+      read -r spp stg < <(run_ssm "$d") || true
     else
-      read -r spp stg < <(run_ssm "$d")
-      read -r lpp ltg < <(run_llama "$g")
+      read -r spp stg < <(run_ssm "$d") || true
+      read -r lpp ltg < <(run_llama "$g") || true
     fi
     # The engines run in process substitutions, whose failures do not stop the script by themselves.
     [[ -n $lpp ]] || { log "llama-bench failed on $g"; exit 1; }
