@@ -121,10 +121,10 @@ void linear(const LinearParams& p) {
   if (p.w_dtype == DType::F32) {
     matmul(p.M, p.N, p.K, p.x, p.x_stride, p.w, p.K, p.y, p.y_stride, dt::f32);
   } else {
-    // Weights other than f32 and bf16 are widened to f32 in panels of up to 64 MiB (multiples of 64
-    // rows; one panel for most projection matrices): on the 1.4b in_proj, 4 MiB panels ran the
-    // product at ~230 GFLOP/s, 16 MiB at ~260, the whole 64 MiB matrix at ~340-375 (f32 weights:
-    // ~370). The scratch is kept per thread.
+    // Half and 8-bit weights are widened to f32 in panels of up to 64 MiB (multiples of 64 rows; one
+    // panel for most projection matrices), and in bf16 mode then rounded to bf16 (bf16 weights skip
+    // both there): on the 1.4b in_proj, 4 MiB panels ran the f32 product at ~230 GFLOP/s, 16 MiB at
+    // ~260, the whole 64 MiB matrix at ~340-375 (f32 weights: ~370). The scratch is kept per thread.
     int64_t panel = std::max<int64_t>(64, (int64_t(64) << 20) / (4 * std::max<int64_t>(p.K, 1)));
     panel = std::min(p.N, panel / 64 * 64);
     const size_t es = dtype_size(p.w_dtype);

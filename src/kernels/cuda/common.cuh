@@ -109,35 +109,28 @@ template <> struct Pack4<float> {
   __device__ static float4 ld(const float* p) { return *reinterpret_cast<const float4*>(p); }
   __device__ static void st(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
 };
-template <> struct Pack4<__nv_bfloat16> {
-  __device__ static float4 ld(const __nv_bfloat16* p) {
+// bf16 and f16: two 4-byte pairs, widened or rounded by the pair type's conversions.
+__device__ __forceinline__ float2 pair_to_float2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
+__device__ __forceinline__ float2 pair_to_float2(__half2 v) { return __half22float2(v); }
+template <class P2> __device__ __forceinline__ P2 float2_to_pair(float a, float b);
+template <> __device__ __forceinline__ __nv_bfloat162 float2_to_pair(float a, float b) { return __floats2bfloat162_rn(a, b); }
+template <> __device__ __forceinline__ __half2 float2_to_pair(float a, float b) { return __floats2half2_rn(a, b); }
+template <class T, class P2> struct Pack4Half {
+  __device__ static float4 ld(const T* p) {
     const uint2 r = *reinterpret_cast<const uint2*>(p);
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.x));
-    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.y));
+    const float2 a = pair_to_float2(*reinterpret_cast<const P2*>(&r.x));
+    const float2 b = pair_to_float2(*reinterpret_cast<const P2*>(&r.y));
     return make_float4(a.x, a.y, b.x, b.y);
   }
-  __device__ static void st(__nv_bfloat16* p, float4 v) {
+  __device__ static void st(T* p, float4 v) {
     uint2 r;
-    *reinterpret_cast<__nv_bfloat162*>(&r.x) = __floats2bfloat162_rn(v.x, v.y);
-    *reinterpret_cast<__nv_bfloat162*>(&r.y) = __floats2bfloat162_rn(v.z, v.w);
+    *reinterpret_cast<P2*>(&r.x) = float2_to_pair<P2>(v.x, v.y);
+    *reinterpret_cast<P2*>(&r.y) = float2_to_pair<P2>(v.z, v.w);
     *reinterpret_cast<uint2*>(p) = r;
   }
 };
-
-template <> struct Pack4<__half> {
-  __device__ static float4 ld(const __half* p) {
-    const uint2 r = *reinterpret_cast<const uint2*>(p);
-    const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&r.x));
-    const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&r.y));
-    return make_float4(a.x, a.y, b.x, b.y);
-  }
-  __device__ static void st(__half* p, float4 v) {
-    uint2 r;
-    *reinterpret_cast<__half2*>(&r.x) = __floats2half2_rn(v.x, v.y);
-    *reinterpret_cast<__half2*>(&r.y) = __floats2half2_rn(v.z, v.w);
-    *reinterpret_cast<uint2*>(p) = r;
-  }
-};
+template <> struct Pack4<__nv_bfloat16> : Pack4Half<__nv_bfloat16, __nv_bfloat162> {};
+template <> struct Pack4<__half> : Pack4Half<__half, __half2> {};
 
 // Element i of a bf16 (or, t == F16, f16) array = v rounded to nearest even.
 __device__ __forceinline__ void st_half(void* y, DType t, int64_t i, float v) {

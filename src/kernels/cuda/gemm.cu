@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
@@ -266,7 +267,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_smem_kernel(LinearArgs a, i
 }
 
 // The decode GEMV as one continuous weight stream per group of warps (matrices of few rows; see
-// launch_gemv_smem_u). A group of `wpr` warps owns rows n0, n0 + step, …
+// launch_gemv_m). A group of `wpr` warps owns rows n0, n0 + step, …
 // (step = row groups in the grid) and each of its lanes the 16-byte vectors lid, lid + L, … of every
 // such row. A lane's loads over all its rows are one sequence kept U deep: as soon as a vector is
 // used, the load U positions further is issued into its register, across row boundaries, so the end
@@ -405,9 +406,10 @@ void launch_gemv_pipe(const LinearArgs& a, size_t smem, cudaStream_t s) {
 }
 
 // Loads in flight per lane for M <= 2 (larger M keep 4: more accumulators, fewer registers to
-// spare): `asked`, else SSM_GEMV_U=4|8|16 (measurement switch, read once), else 4, and 16 for
-// matrices of few long rows (split over several warps a row, so each lane's share of a row is small).
-int gemv_unroll(const LinearArgs& a, int asked) {
+// spare): `asked`, else SSM_GEMV_U=4|8|16 (measurement switch, read once), else the measured default:
+// 8 for the pipelined kernel; 4 for the other, and 16 for matrices of few long rows (split over several
+// warps a row, so each lane's share of a row is small; they take it only with SSM_GEMV_PIPE=0).
+int gemv_unroll(const LinearArgs& a, int asked, bool pipe) {
   if (asked == 4 || asked == 8 || asked == 16) return asked;
   static const int forced = [] {
     const char* e = std::getenv("SSM_GEMV_U");
@@ -417,33 +419,32 @@ int gemv_unroll(const LinearArgs& a, int asked) {
   if (forced) return forced;
   // H200, bench_cuda_gemv (docs/cuda.md): 4 is fastest on in_proj, out_proj and lm_head shapes, 16
   // on x_proj's 192 rows of 5120.
+  if (pipe) return 8;
   return a.N <= 1024 ? 16 : 4;
 }
 
+// The shared-memory GEMV for M rows: the pipelined kernel or the other, at the chosen loads in flight.
 template <class WT, int M>
-void launch_gemv_smem_u(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll) {
+void launch_gemv_m(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll) {
   // SSM_GEMV_PIPE=0|1 forces the choice (measurement switch, read once); by default the pipelined
   // kernel takes matrices of at most 1,024 rows, where it measured about twice as fast (H200,
   // bench_cuda_gemv, batch 1: mamba-2.8b x_proj 2.75 vs 5.12 us), and the other kernel the larger
   // ones (in_proj 17.8 vs 21.7 us, out_proj 10.6 vs 12.8, lm_head 63.7 vs 80.9: docs/cuda.md).
   static const int pipe_env = [] { const char* e = std::getenv("SSM_GEMV_PIPE"); return e && *e ? (*e == '0' ? 0 : 1) : -1; }();
-  if (pipe_env == 1 || (pipe_env == -1 && a.N <= 1024)) {
-    // Pipelined kernel: U loads in flight per lane (default 8; M > 2: 4, fewer registers to spare).
-    const int u = unroll == 4 || unroll == 8 || unroll == 16 ? unroll : M <= 2 ? 8 : 4;
-    if constexpr (M <= 2) {
-      if (u == 16) return launch_gemv_pipe<WT, M, 16>(a, smem, s);
-      if (u == 8) return launch_gemv_pipe<WT, M, 8>(a, smem, s);
-    }
-    return launch_gemv_pipe<WT, M, 4>(a, smem, s);
-  }
+  const bool pipe = pipe_env == 1 || (pipe_env == -1 && a.N <= 1024);
+  auto go = [&](auto u) {
+    constexpr int U = decltype(u)::value;
+    if (pipe) launch_gemv_pipe<WT, M, U>(a, smem, s);
+    else launch_gemv_smem<WT, M, U>(a, smem, s);
+  };
   if constexpr (M <= 2) {
-    switch (gemv_unroll(a, unroll)) {
-      case 16: return launch_gemv_smem<WT, M, 16>(a, smem, s);
-      case 8: return launch_gemv_smem<WT, M, 8>(a, smem, s);
+    switch (gemv_unroll(a, unroll, pipe)) {
+      case 16: return go(std::integral_constant<int, 16>{});
+      case 8: return go(std::integral_constant<int, 8>{});
       default: break;
     }
   }
-  launch_gemv_smem<WT, M, 4>(a, smem, s);
+  go(std::integral_constant<int, 4>{});
 }
 
 template <class WT>
@@ -461,7 +462,7 @@ void launch_gemv(const LinearArgs& a, cudaStream_t s, int unroll) {
   static const bool old = getenv_flag("SSM_GEMV_OLD");  // SSM_GEMV_OLD=1: the previous GEMV kernel (A/B)
   if (smem_ok && (a.gate || !old)) {
     switch (a.M) {
-#define SSM_GEMV_CASE(m) case m: launch_gemv_smem_u<WT, m>(a, smem, s, unroll); break;
+#define SSM_GEMV_CASE(m) case m: launch_gemv_m<WT, m>(a, smem, s, unroll); break;
       SSM_GEMV_CASE(1) SSM_GEMV_CASE(2) SSM_GEMV_CASE(3) SSM_GEMV_CASE(4)
       SSM_GEMV_CASE(5) SSM_GEMV_CASE(6) SSM_GEMV_CASE(7) SSM_GEMV_CASE(8)
 #undef SSM_GEMV_CASE
