@@ -124,7 +124,14 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(LinearArgs a, int wp
 // Stages the M rows of x in shared memory (xs, (M, K)): gated by silu(gate) when a.gate, then
 // RMS-normalised (over groups of a.norm_group columns, or all K) and multiplied by a.norm_w when set.
 // Ends with the block synchronised.
-template <int M>
+// Planar (the TMA GEMV, 8-element weight vectors): each row of xs holds, for vector v of 8 columns,
+// columns 8v..8v+3 at 4v and 8v+4..8v+7 at K/2 + 4v, so the lanes of a warp reading consecutive
+// vectors' halves read consecutive 16-byte words (no bank conflicts). Needs K % 8 == 0.
+__device__ __forceinline__ int64_t xpos(int64_t k, int64_t K, bool planar) {
+  return planar ? ((k & 4) ? K / 2 : 0) + (k >> 3) * 4 + (k & 3) : k;
+}
+
+template <int M, bool Planar = false>
 __device__ __forceinline__ void stage_x(const LinearArgs& a, float* xs, float* rs, float* tmp) {
   const int64_t K = a.K;
   const int64_t G = a.norm_group > 0 ? a.norm_group : K;
@@ -135,7 +142,7 @@ __device__ __forceinline__ void stage_x(const LinearArgs& a, float* xs, float* r
     for (int64_t k = threadIdx.x * 4; k < K; k += kGemvThreads * 4) {
       float4 v = *reinterpret_cast<const float4*>(x + k);
       if (g) v.x *= silu_d(g[k]), v.y *= silu_d(g[k + 1]), v.z *= silu_d(g[k + 2]), v.w *= silu_d(g[k + 3]);
-      *reinterpret_cast<float4*>(xs + m * K + k) = v;
+      *reinterpret_cast<float4*>(xs + m * K + xpos(k, K, Planar)) = v;
       ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     }
     if (a.norm_w && G == K) {
@@ -146,15 +153,18 @@ __device__ __forceinline__ void stage_x(const LinearArgs& a, float* xs, float* r
   __syncthreads();
   if (a.norm_w && G == K) {
     for (int m = 0; m < M; m++)
-      for (int64_t k = threadIdx.x; k < K; k += kGemvThreads) xs[m * K + k] *= rs[m] * a.norm_w[k];
+      for (int64_t k = threadIdx.x; k < K; k += kGemvThreads) xs[m * K + xpos(k, K, Planar)] *= rs[m] * a.norm_w[k];
     __syncthreads();
   } else if (a.norm_w) {  // grouped norm: one block-wide sum per (row, group)
     for (int m = 0; m < M; m++)
       for (int64_t g0 = 0; g0 < K; g0 += G) {
         float ss = 0.f;
-        for (int64_t k = g0 + threadIdx.x; k < g0 + G; k += kGemvThreads) ss += xs[m * K + k] * xs[m * K + k];
+        for (int64_t k = g0 + threadIdx.x; k < g0 + G; k += kGemvThreads) {
+          const float v = xs[m * K + xpos(k, K, Planar)];
+          ss += v * v;
+        }
         const float r = rsqrtf(block_sum(ss, tmp) / float(G) + a.eps);
-        for (int64_t k = g0 + threadIdx.x; k < g0 + G; k += kGemvThreads) xs[m * K + k] *= r * a.norm_w[k];
+        for (int64_t k = g0 + threadIdx.x; k < g0 + G; k += kGemvThreads) xs[m * K + xpos(k, K, Planar)] *= r * a.norm_w[k];
       }
     __syncthreads();
   }
@@ -346,6 +356,151 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_pipe_kernel(LinearArgs a, i
   }
 }
 
+// The decode GEMV for large matrices on Hopper: weights reach shared memory through the bulk-copy
+// (TMA) engine instead of the lanes' own loads. The rows are cut into units of R consecutive rows
+// (R = as many as fit a chunk buffer, at least 1); with W warps in the grid, warp w owns units w,
+// w + W, w + 2W, … (at most q each, the same bound for every warp, so no warp is the tail), so at
+// any moment the GPU as a whole reads one contiguous window of the matrix (DRAM pages stay open).
+// A unit is one chunk, or, for rows longer than a buffer, a row is `cpr` equal segments. Each warp
+// streams its chunks through a ring of P buffers of its own: lane 0 starts the copy of chunk c + P
+// as soon as the warp has used chunk c, and an mbarrier per buffer says when a copy has landed. The
+// first chunks are requested before the previous kernel ends (programmatic dependent launch:
+// weights only), and no barrier wider than a warp runs after x is staged. x is staged planar (xpos)
+// for 8-element vectors, so a lane's 16-byte weight vector and its x halves are conflict-free
+// shared loads.
+struct GemvTmaGeom {
+  int64_t rows_per_unit = 1;  // R
+  int64_t units = 0;          // ceil(N / R)
+  int64_t warps = 0;          // W: warps with units (the grid may hold a few more)
+  int64_t cv = 0;             // vectors per segment when cpr > 0
+  int64_t cpr = 0;            // segments per row when a row is longer than a buffer, else 0
+  int stages = 0;             // P
+  int chunk_bytes = 0;        // buffer size
+  size_t x_bytes = 0;         // shared bytes of staged x, rounded up to 128
+  int proxy_fence = 0;        // SSM_GEMV_TMA_FENCE=1: a proxy fence before each buffer's reuse (A/B)
+  int l2_hint = 1;            // SSM_GEMV_TMA_HINT=0: no evict-first hint on the copies (A/B)
+};
+
+constexpr int kGemvTmaMaxStages = 8;
+
+template <class WT, int M>
+__global__ void __launch_bounds__(kGemvThreads) gemv_tma_kernel(LinearArgs a, GemvTmaGeom g) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ float4 smem_f4[];
+  float* xs = reinterpret_cast<float*>(smem_f4);  // (M, K), planar for V == 8
+  __shared__ alignas(8) uint64_t bars[kGemvThreads / 32][kGemvTmaMaxStages];
+  __shared__ float rs[M];
+  __shared__ float tmp[32];
+  constexpr int V = Vec<WT>::n;
+  constexpr bool kPlanar = V == 8;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t K = a.K, KV = K / V, R = g.rows_per_unit;
+  const int P = g.stages;
+  auto smem_addr = [](const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); };
+  char* ring = reinterpret_cast<char*>(smem_f4) + g.x_bytes + size_t(warp) * P * g.chunk_bytes;
+  const int64_t gw = blockIdx.x + int64_t(gridDim.x) * warp;  // warps interleaved over the blocks
+  const int64_t my_units = gw < g.warps ? (g.units - gw + g.warps - 1) / g.warps : 0;
+  const int64_t nchunks = my_units * (g.cpr ? g.cpr : 1);
+  const char* wbase = static_cast<const char*>(a.w);
+  // Chunk c: vectors [.x, .x + .y) of the matrix (vector v = row v / KV, column vector v % KV).
+  auto chunk = [&](int64_t c) -> longlong2 {
+    if (g.cpr) {
+      const int64_t j = c / g.cpr, off = (c - j * g.cpr) * g.cv, row = gw + j * g.warps;
+      return make_longlong2(row * KV + off, std::min<int64_t>(g.cv, KV - off));
+    }
+    const int64_t r0 = (gw + c * g.warps) * R;
+    return make_longlong2(r0 * KV, (std::min<int64_t>(a.N, r0 + R) - r0) * KV);
+  };
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+  if (!g.l2_hint) asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(policy));
+  auto issue = [&](int64_t c) {  // lane 0
+    const longlong2 ch = chunk(c);
+    const int64_t g0 = ch.x, cnt = ch.y;
+    const int st = int(c % P);
+    const uint32_t bar = smem_addr(&bars[warp][st]), bytes = uint32_t(cnt * 16);
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
+            smem_addr(ring + size_t(st) * g.chunk_bytes)),
+        "l"(wbase + g0 * 16), "r"(bytes), "r"(bar), "l"(policy)
+        : "memory");
+  };
+  if (lane == 0 && nchunks > 0) {
+    for (int st = 0; st < P; st++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&bars[warp][st])) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    for (int64_t c = 0; c < std::min<int64_t>(P, nchunks); c++) issue(c);  // weights only: before the wait
+  }
+  __syncwarp();
+  pdl_trigger();
+  pdl_wait();  // x and y belong to the previous kernel until here
+  stage_x<M, kPlanar>(a, xs, rs, tmp);
+  if (nchunks == 0) return;
+
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; m++) acc[m] = 0.f;
+  for (int64_t c = 0; c < nchunks; c++) {
+    const int st = int(c % P);
+    const uint32_t parity = uint32_t((c / P) & 1);
+    const uint32_t bar = smem_addr(&bars[warp][st]);
+    asm volatile(
+        "{\n .reg .pred p;\n WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n @!p bra WAIT_%=;\n}" ::"r"(bar),
+        "r"(parity)
+        : "memory");
+    const uint4* buf = reinterpret_cast<const uint4*>(ring + size_t(st) * g.chunk_bytes);
+    const longlong2 ch = chunk(c);
+    const int64_t g0 = ch.x, cnt = ch.y;
+    for (int64_t gc = g0, ge = g0 + cnt; gc < ge;) {  // the rows (or the row segment) in this chunk
+      const int64_t r = gc / KV, c0 = gc - r * KV, c1 = std::min<int64_t>(KV, c0 + (ge - gc));
+      const uint4* b = buf + (gc - g0) - c0;
+#pragma unroll 4
+      for (int64_t v = c0 + lane; v < c1; v += 32) {
+        float wv[V];
+        Vec<WT>::widen(b[v], wv);
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+          const float* xm = xs + m * K;
+          const float4 lo = *reinterpret_cast<const float4*>(xm + v * 4);
+          acc[m] = fmaf(wv[0], lo.x, acc[m]);
+          acc[m] = fmaf(wv[1], lo.y, acc[m]);
+          acc[m] = fmaf(wv[2], lo.z, acc[m]);
+          acc[m] = fmaf(wv[3], lo.w, acc[m]);
+          if constexpr (V == 8) {
+            const float4 hi = *reinterpret_cast<const float4*>(xm + K / 2 + v * 4);
+            acc[m] = fmaf(wv[4], hi.x, acc[m]);
+            acc[m] = fmaf(wv[5], hi.y, acc[m]);
+            acc[m] = fmaf(wv[6], hi.z, acc[m]);
+            acc[m] = fmaf(wv[7], hi.w, acc[m]);
+          }
+        }
+      }
+      gc += c1 - c0;
+      if (c1 == KV) {  // row r done
+        const int64_t n = r;
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[m] = warp_sum(acc[m]);
+        if (lane == 0)
+          for (int m = 0; m < M; m++) {
+            const float o = acc[m] + (a.bias ? a.bias[n] : 0.f);
+            float* y = a.y + m * a.y_stride + n;
+            *y = a.accumulate ? *y + o : o;
+          }
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[m] = 0.f;
+      }
+    }
+    // Every lane has read buffer st (its values are in registers and used) before lane 0 lets the
+    // copy engine overwrite it.
+    __syncwarp();
+    if (lane == 0 && c + P < nchunks) {
+      if (g.proxy_fence) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+      issue(c + P);
+    }
+  }
+#endif
+}
+
 // Resident blocks on the GPU of one GEMV kernel at this shared-memory size (cached per kernel and size).
 template <class Kern>
 int64_t gemv_capacity(Kern* kernel, size_t smem) {
@@ -391,6 +546,64 @@ void launch_gemv_smem(const LinearArgs& a, size_t smem, cudaStream_t s) {
   launch("gemv", gemv_smem_kernel<WT, M, U>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
 }
 
+// Launches the TMA GEMV when the GPU has the bulk-copy engine (compute capability 9+) and x plus
+// eight warps' rings fit in a block's shared memory; returns false (nothing launched) otherwise.
+// Chunk bytes and stages: SSM_GEMV_TMA_CB (default 8192) and SSM_GEMV_TMA_P (default 3), measurement
+// switches read once; the stages shrink (to 2) when x leaves too little room.
+template <class WT, int M>
+bool launch_gemv_tma(const LinearArgs& a, cudaStream_t s) {
+  struct Dev { int sms = 0, major = 0, optin = 0; };
+  static const Dev dev = [] {
+    Dev d;
+    int id = 0;
+    cudaGetDevice(&id);
+    cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, id);
+    cudaDeviceGetAttribute(&d.major, cudaDevAttrComputeCapabilityMajor, id);
+    cudaDeviceGetAttribute(&d.optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, id);
+    return d;
+  }();
+  if (dev.major < 9) return false;
+  static const int cb_env = [] { const char* e = std::getenv("SSM_GEMV_TMA_CB"); return e ? std::atoi(e) : 0; }();
+  static const int p_env = [] { const char* e = std::getenv("SSM_GEMV_TMA_P"); return e ? std::atoi(e) : 0; }();
+  const int cb = cb_env >= 1024 && cb_env % 16 == 0 ? cb_env : 8192;
+  int P = p_env >= 2 && p_env <= kGemvTmaMaxStages ? p_env : 3;
+  auto* kernel = gemv_tma_kernel<WT, M>;
+  static const size_t avail = [&] {
+    cudaFuncAttributes fa{};
+    check(cudaFuncGetAttributes(&fa, kernel), "gemv tma attributes");
+    const size_t room = size_t(dev.optin) - fa.sharedSizeBytes;
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(room)), "gemv tma smem attribute");
+    return room;
+  }();
+  GemvTmaGeom g;
+  static const bool fence_env = getenv_flag("SSM_GEMV_TMA_FENCE");
+  static const bool nohint_env = [] { const char* e = std::getenv("SSM_GEMV_TMA_HINT"); return e && *e == '0'; }();
+  g.proxy_fence = fence_env;
+  g.l2_hint = !nohint_env;
+  g.x_bytes = (size_t(a.M) * size_t(a.K) * sizeof(float) + 127) / 128 * 128;
+  const int warps_per_block = kGemvThreads / 32;
+  while (P > 2 && g.x_bytes + size_t(warps_per_block) * P * cb > avail) P--;
+  const size_t smem = g.x_bytes + size_t(warps_per_block) * P * cb;
+  if (smem > avail) return false;
+  g.stages = P;
+  g.chunk_bytes = cb;
+  const int64_t KV = a.K / Vec<WT>::n, row_bytes = KV * 16;
+  if (row_bytes <= cb) {
+    g.cv = (cb / row_bytes) * KV;
+  } else {  // equal segments of at most cb bytes
+    const int64_t parts = (row_bytes + cb - 1) / cb;
+    g.cv = (KV + parts - 1) / parts;
+    g.cpr = (KV + g.cv - 1) / g.cv;
+  }
+  g.rows_per_unit = g.cpr ? 1 : g.cv / KV;
+  g.units = (a.N + g.rows_per_unit - 1) / g.rows_per_unit;
+  const int64_t slots = int64_t(warps_per_block) * dev.sms, q = (g.units + slots - 1) / slots;
+  g.warps = (g.units + q - 1) / q;  // the fewest warps that still give none more than q units
+  const unsigned grid = unsigned(std::min<int64_t>(dev.sms, g.warps));
+  launch("gemv", kernel, dim3(grid), dim3(kGemvThreads), smem, s, a, g);
+  return true;
+}
+
 // Warps per row of the pipelined GEMV: the fewest (1, 2, 4, 8) whose row groups occupy every
 // resident warp, keeping at least two 16-byte vectors per lane and row; SSM_GEMV_WPR=n forces it.
 template <class WT, int M, int U>
@@ -432,6 +645,12 @@ void launch_gemv_m(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll)
   // ones (in_proj 17.8 vs 21.7 us, out_proj 10.6 vs 12.8, lm_head 63.7 vs 80.9: docs/cuda.md).
   static const int pipe_env = [] { const char* e = std::getenv("SSM_GEMV_PIPE"); return e && *e ? (*e == '0' ? 0 : 1) : -1; }();
   const bool pipe = pipe_env == 1 || (pipe_env == -1 && a.N <= 1024);
+  // The bulk-copy GEMV (Hopper and later) takes the matrices the pipelined kernel does not, for
+  // batches of 3 to SSM_GEMV_TMA_MAX_M (default 4) rows; SSM_GEMV_TMA=0 turns it off, =1 takes it for
+  // every batch size (measurement switches, read once).
+  static const int tma_env = [] { const char* e = std::getenv("SSM_GEMV_TMA"); return e && *e ? (*e == '0' ? 0 : 1) : -1; }();
+  static const int tma_max_m = [] { const char* e = std::getenv("SSM_GEMV_TMA_MAX_M"); return e ? std::atoi(e) : 4; }();
+  if (tma_env != 0 && !pipe && (tma_env == 1 || M >= 3) && M <= tma_max_m && launch_gemv_tma<WT, M>(a, s)) return;
   auto go = [&](auto u) {
     constexpr int U = decltype(u)::value;
     if (pipe) launch_gemv_pipe<WT, M, U>(a, smem, s);
