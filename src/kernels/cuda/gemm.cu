@@ -646,10 +646,10 @@ void launch_gemv_m(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll)
   static const int pipe_env = [] { const char* e = std::getenv("SSM_GEMV_PIPE"); return e && *e ? (*e == '0' ? 0 : 1) : -1; }();
   const bool pipe = pipe_env == 1 || (pipe_env == -1 && a.N <= 1024);
   // The bulk-copy GEMV (Hopper and later) takes the matrices the pipelined kernel does not, for
-  // batches of 3 to SSM_GEMV_TMA_MAX_M (default 4) rows; SSM_GEMV_TMA=0 turns it off, =1 takes it for
+  // batches of 3 to SSM_GEMV_TMA_MAX_M (default 8) rows; SSM_GEMV_TMA=0 turns it off, =1 takes it for
   // every batch size (measurement switches, read once).
   static const int tma_env = [] { const char* e = std::getenv("SSM_GEMV_TMA"); return e && *e ? (*e == '0' ? 0 : 1) : -1; }();
-  static const int tma_max_m = [] { const char* e = std::getenv("SSM_GEMV_TMA_MAX_M"); return e ? std::atoi(e) : 4; }();
+  static const int tma_max_m = [] { const char* e = std::getenv("SSM_GEMV_TMA_MAX_M"); return e ? std::atoi(e) : 8; }();
   if (tma_env != 0 && !pipe && (tma_env == 1 || M >= 3) && M <= tma_max_m && launch_gemv_tma<WT, M>(a, s)) return;
   auto go = [&](auto u) {
     constexpr int U = decltype(u)::value;
