@@ -61,8 +61,8 @@ INSTANTIATE_TEST_SUITE_P(
                       LinCase{17, 129, 64, DType::F16, false, false, true}));
 
 // The decode GEMV over shapes that exercise its three kernels (matrices of at most 1,024 rows take the
-// pipelined one; larger ones at M <= 4 on Hopper the bulk-copy one: whole-row chunks, rows split into
-// segments, a last warp with fewer rows): rows that end inside a U-deep run of loads, K not a multiple of a warp group's
+// pipelined one; larger ones at M = 3..8 on Hopper the bulk-copy one: whole-row chunks, rows split
+// into segments (K = 4104 bf16, f32 K = 2560), warps with fewer units than others): rows that end inside a U-deep run of loads, K not a multiple of a warp group's
 // vectors (ragged last vector per row), several warps-per-row splits, each loads-in-flight depth,
 // f32 and half weights.
 TEST(CudaKernels, GemvPipelineShapes) {
@@ -71,7 +71,8 @@ TEST(CudaKernels, GemvPipelineShapes) {
   for (const Case& c : {Case{1, 7, 296, DType::BF16}, Case{2, 192, 5120, DType::BF16}, Case{1, 1000, 2568, DType::F16},
                         Case{5, 2560, 5120, DType::BF16}, Case{1, 10240, 2560, DType::F32}, Case{8, 333, 1032, DType::F32},
                         Case{1, 12000, 136, DType::BF16}, Case{3, 10577, 2568, DType::F16},
-                        Case{2, 4099, 4104, DType::BF16}, Case{4, 1500, 1024, DType::F32}, Case{6, 3001, 2056, DType::BF16}})
+                        Case{3, 4099, 4104, DType::BF16}, Case{4, 1500, 1024, DType::F32}, Case{6, 3001, 2056, DType::BF16},
+                        Case{3, 10240, 2560, DType::F32}})
     for (int unroll : {4, 8, 16}) {
       auto x = randn(static_cast<size_t>(c.M * c.K), 1), nw = randn(static_cast<size_t>(c.K), 2, 0.2f, 1.f), b = randn(static_cast<size_t>(c.N), 3);
       auto wf = randn(static_cast<size_t>(c.N * c.K), 4, 0.05f), y0 = randn(static_cast<size_t>(c.M * c.N), 5);
