@@ -30,11 +30,28 @@ struct Linear {
   int64_t params() const { return out * in + int64_t(b.size()); }
 };
 
+// Scratch memory of a forward pass, one per model and shared by all its layers: the layers run one
+// after another, so one set of buffers serves them all (per-layer buffers held, for a 2,048-token
+// block, 1.5 GB on mamba-130m and 8 GB on mamba-1.4b). Slot i keeps the most floats ever asked of
+// it; contents do not survive from one get() of a slot to the next user of that slot.
+class Scratch {
+ public:
+  float* get(size_t slot, size_t n) {
+    if (slots_.size() <= slot) slots_.resize(slot + 1);
+    if (slots_[slot].size() < n) slots_[slot].resize(n);
+    return slots_[slot].data();
+  }
+
+ private:
+  std::vector<std::vector<float>> slots_;
+};
+
 class Mixer {
  public:
   virtual ~Mixer() = default;
   // x (T, D) normalised block input -> out (T, D); each segment reads and advances its state.
-  virtual void forward(const float* x, int64_t T, const std::vector<Segment>& segs, float* out) = 0;
+  // Intermediate rows live in `ws` (the model's shared scratch).
+  virtual void forward(const float* x, int64_t T, const std::vector<Segment>& segs, float* out, Scratch& ws) = 0;
   virtual int64_t state_floats() const = 0;
   virtual int64_t params() const = 0;
 };

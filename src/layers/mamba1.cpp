@@ -40,39 +40,38 @@ class Mamba1Mixer final : public Mixer {
            int64_t(dt_bias_.size() + A_.size() + D_.size()) + out_proj_.params();
   }
 
-  void forward(const float* u, int64_t T, const std::vector<Segment>& segs, float* out) override {
+  void forward(const float* u, int64_t T, const std::vector<Segment>& segs, float* out, Scratch& ws) override {
     const int64_t E = c_.d_inner, N = c_.d_state, R = c_.dt_rank, K = c_.d_conv;
     const int64_t RN = R + 2 * N;
-    xz_.resize(size_t(T * 2 * E));
-    xc_.resize(size_t(T * E));
-    dbc_.resize(size_t(T * RN));
-    delta_.resize(size_t(T * E));
-    y_.resize(size_t(T * E));
-    in_proj_(u, T, c_.d_model, xz_.data(), 2 * E);  // (T, 2E): x | z
+    float* xz = ws.get(0, size_t(T * 2 * E));
+    float* xc = ws.get(1, size_t(T * E));
+    float* dbc = ws.get(2, size_t(T * RN));
+    float* delta = ws.get(3, size_t(T * E));
+    float* y = ws.get(4, size_t(T * E));
+    in_proj_(u, T, c_.d_model, xz, 2 * E);  // (T, 2E): x | z
     for (const Segment& s : segs)
-      ops::causal_conv1d({s.len, E, K, xz_.data() + s.start * 2 * E, 2 * E, conv_w_.data(),
-                          conv_b_.empty() ? nullptr : conv_b_.data(), s.state, true, xc_.data() + s.start * E, E, conv_wt_.data()});
-    x_proj_(xc_.data(), T, E, dbc_.data(), RN);  // (T, R+2N)
+      ops::causal_conv1d({s.len, E, K, xz + s.start * 2 * E, 2 * E, conv_w_.data(),
+                          conv_b_.empty() ? nullptr : conv_b_.data(), s.state, true, xc + s.start * E, E, conv_wt_.data()});
+    x_proj_(xc, T, E, dbc, RN);  // (T, R+2N)
     if (c_.bcdt_rms) {
-      rms_norm_rows(dbc_.data(), T, R, RN, nullptr, c_.mixer_rms_eps, dbc_.data());
-      rms_norm_rows(dbc_.data() + R, T, N, RN, nullptr, c_.mixer_rms_eps, dbc_.data() + R);
-      rms_norm_rows(dbc_.data() + R + N, T, N, RN, nullptr, c_.mixer_rms_eps, dbc_.data() + R + N);
+      rms_norm_rows(dbc, T, R, RN, nullptr, c_.mixer_rms_eps, dbc);
+      rms_norm_rows(dbc + R, T, N, RN, nullptr, c_.mixer_rms_eps, dbc + R);
+      rms_norm_rows(dbc + R + N, T, N, RN, nullptr, c_.mixer_rms_eps, dbc + R + N);
     }
-    dt_proj_(dbc_.data(), T, RN, delta_.data(), E);  // (T, E), bias added in the scan
+    dt_proj_(dbc, T, RN, delta, E);  // (T, E), bias added in the scan
     for (const Segment& s : segs) {
       const int64_t t = s.start;
-      ops::selective_scan({s.len, E, N, xc_.data() + t * E, E, delta_.data() + t * E, E, dt_bias_.data(), A_.data(),
-                           dbc_.data() + t * RN + R, RN, dbc_.data() + t * RN + R + N, RN, D_.data(),
-                           xz_.data() + t * 2 * E + E, 2 * E, s.state + (K - 1) * E, y_.data() + t * E, E});
+      ops::selective_scan({s.len, E, N, xc + t * E, E, delta + t * E, E, dt_bias_.data(), A_.data(),
+                           dbc + t * RN + R, RN, dbc + t * RN + R + N, RN, D_.data(),
+                           xz + t * 2 * E + E, 2 * E, s.state + (K - 1) * E, y + t * E, E});
     }
-    out_proj_(y_.data(), T, E, out, c_.d_model);
+    out_proj_(y, T, E, out, c_.d_model);
   }
 
  private:
   ModelConfig c_;
   Linear in_proj_, x_proj_, dt_proj_, out_proj_;
   std::vector<float> conv_w_, conv_wt_, conv_b_, dt_bias_, A_, D_;  // conv_wt_: conv_w_ as (K, E)
-  std::vector<float> xz_, xc_, dbc_, delta_, y_;  // scratch
 };
 
 }  // namespace

@@ -38,40 +38,39 @@ class Mamba2Mixer final : public Mixer {
                                        norm_w_.size()) + out_proj_.params();
   }
 
-  void forward(const float* u, int64_t T, const std::vector<Segment>& segs, float* out) override {
+  void forward(const float* u, int64_t T, const std::vector<Segment>& segs, float* out, Scratch& ws) override {
     const int64_t E = c_.d_inner, H = c_.n_heads, K = c_.d_conv, CC = c_.conv_channels(), GN = c_.n_groups * c_.d_state;
     const int64_t W = E + CC + H;  // in_proj width
-    proj_.resize(size_t(T * W));
-    xbc_.resize(size_t(T * CC));
-    y_.resize(size_t(T * E));
-    in_proj_(u, T, c_.d_model, proj_.data(), W);
+    float* proj = ws.get(0, size_t(T * W));
+    float* xbc = ws.get(1, size_t(T * CC));
+    float* y = ws.get(2, size_t(T * E));
+    in_proj_(u, T, c_.d_model, proj, W);
     for (const Segment& s : segs) {
-      ops::causal_conv1d({s.len, CC, K, proj_.data() + s.start * W + E, W, conv_w_.data(),
-                          conv_b_.empty() ? nullptr : conv_b_.data(), s.state, true, xbc_.data() + s.start * CC, CC,
+      ops::causal_conv1d({s.len, CC, K, proj + s.start * W + E, W, conv_w_.data(),
+                          conv_b_.empty() ? nullptr : conv_b_.data(), s.state, true, xbc + s.start * CC, CC,
                           conv_wt_.data()});
       kernels::SsdParams sp{s.len, H, c_.head_dim, c_.n_groups, c_.d_state, c_.chunk_size,
-                            xbc_.data() + s.start * CC, CC, proj_.data() + s.start * W + E + CC, W,
-                            dt_bias_.data(), A_.data(), xbc_.data() + s.start * CC + E, CC,
-                            xbc_.data() + s.start * CC + E + GN, CC, D_.data(), c_.dt_min, c_.dt_max,
-                            s.state + (K - 1) * CC, y_.data() + s.start * E, E};
+                            xbc + s.start * CC, CC, proj + s.start * W + E + CC, W,
+                            dt_bias_.data(), A_.data(), xbc + s.start * CC + E, CC,
+                            xbc + s.start * CC + E + GN, CC, D_.data(), c_.dt_min, c_.dt_max,
+                            s.state + (K - 1) * CC, y + s.start * E, E};
       s.len == 1 ? ops::ssd_step(sp) : ops::ssd_prefill(sp);
     }
-    const float* z = proj_.data();
+    const float* z = proj;
     if (c_.gated_norm) {
-      ops::rms_norm({T, E, c_.norm_group, y_.data(), E, norm_w_.data(), z, W, c_.norm_before_gate, c_.norm_eps /* layer_norm_epsilon (HF); 1e-5 in mamba_ssm */,
-                     y_.data(), E});
+      ops::rms_norm({T, E, c_.norm_group, y, E, norm_w_.data(), z, W, c_.norm_before_gate, c_.norm_eps /* layer_norm_epsilon (HF); 1e-5 in mamba_ssm */,
+                     y, E});
     } else {
       for (int64_t t = 0; t < T; t++)
-        for (int64_t e = 0; e < E; e++) y_[t * E + e] *= kernels::silu(z[t * W + e]);
+        for (int64_t e = 0; e < E; e++) y[t * E + e] *= kernels::silu(z[t * W + e]);
     }
-    out_proj_(y_.data(), T, E, out, c_.d_model);
+    out_proj_(y, T, E, out, c_.d_model);
   }
 
  private:
   ModelConfig c_;
   Linear in_proj_, out_proj_;
   std::vector<float> conv_w_, conv_wt_, conv_b_, dt_bias_, A_, D_, norm_w_;  // conv_wt_: conv_w_ as (K, CC)
-  std::vector<float> proj_, xbc_, y_;  // scratch
 };
 
 }  // namespace

@@ -147,7 +147,7 @@ class LM final : public Model {
       for (size_t i = 0; i < pieces.size(); i++)
         segs[i] = {pieces[i].row, pieces[i].len, reqs[pieces[i].req].state->data.data() + b.state_offset};
       rms_norm_rows(h_.data(), T, D, D, b.norm_w.data(), c_.norm_eps, xn_.data());
-      b.mixer->forward(xn_.data(), T, segs, mo_.data());
+      b.mixer->forward(xn_.data(), T, segs, mo_.data(), ws_);
       for (int64_t i = 0; i < T * D; i++) h_[i] += mo_[i];
     }
     // LM head only on the rows whose logits are wanted.
@@ -161,15 +161,19 @@ class LM final : public Model {
         rows.push_back({p.row + p.len - 1, q.logits});
       }
     }
-    if (rows.empty()) return;
-    const int64_t M = int64_t(rows.size());
-    for (int64_t i = 0; i < M; i++)
-      std::memcpy(xn_.data() + i * D, h_.data() + rows[i].first * D, size_t(D) * sizeof(float));
-    rms_norm_rows(xn_.data(), M, D, D, norm_f_.data(), c_.norm_eps, xn_.data());
-    logits_.resize(size_t(M * V));
-    ops::linear({M, V, D, xn_.data(), D, lm_head_.raw(), lm_head_.dtype(), nullptr, logits_.data(), V,
-                 lm_head_scale_.empty() ? nullptr : lm_head_scale_.data()});
-    for (int64_t i = 0; i < M; i++) std::memcpy(rows[i].second, logits_.data() + i * V, size_t(V) * sizeof(float));
+    // In sub-blocks of at most kHeadRows rows, so the logits scratch stays at 51 MB for a 50k
+    // vocabulary (all 2,048 rows of a block at once took 412 MB).
+    constexpr int64_t kHeadRows = 256;
+    for (int64_t r0 = 0; r0 < int64_t(rows.size()); r0 += kHeadRows) {
+      const int64_t M = std::min<int64_t>(kHeadRows, int64_t(rows.size()) - r0);
+      for (int64_t i = 0; i < M; i++)
+        std::memcpy(xn_.data() + i * D, h_.data() + rows[size_t(r0 + i)].first * D, size_t(D) * sizeof(float));
+      rms_norm_rows(xn_.data(), M, D, D, norm_f_.data(), c_.norm_eps, xn_.data());
+      logits_.resize(size_t(M * V));
+      ops::linear({M, V, D, xn_.data(), D, lm_head_.raw(), lm_head_.dtype(), nullptr, logits_.data(), V,
+                   lm_head_scale_.empty() ? nullptr : lm_head_scale_.data()});
+      for (int64_t i = 0; i < M; i++) std::memcpy(rows[size_t(r0 + i)].second, logits_.data() + i * V, size_t(V) * sizeof(float));
+    }
   }
 
   ModelConfig c_;
@@ -180,6 +184,7 @@ class LM final : public Model {
   std::vector<Block> blocks_;
   int64_t state_floats_ = 0;
   std::vector<float> h_, xn_, mo_, logits_;  // scratch
+  Scratch ws_;  // the mixers' scratch, shared by every layer
 };
 
 }  // namespace
