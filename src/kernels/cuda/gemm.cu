@@ -360,7 +360,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_pipe_kernel(LinearArgs a, i
 // (TMA) engine instead of the lanes' own loads. The rows are cut into units of R consecutive rows
 // (R = as many as fit a chunk buffer, at least 1); with W warps in the grid, warp w owns units w,
 // w + W, w + 2W, … (at most q each, the same bound for every warp, so no warp is the tail), so at
-// any moment the GPU as a whole reads one contiguous window of the matrix (DRAM pages stay open).
+// any moment the GPU as a whole reads one window of the matrix (a contiguous range per warp
+// measured the same on the H200).
 // A unit is one chunk, or, for rows longer than a buffer, a row is `cpr` equal segments. Each warp
 // streams its chunks through a ring of P buffers of its own: lane 0 starts the copy of chunk c + P
 // as soon as the warp has used chunk c, and an mbarrier per buffer says when a copy has landed. The
