@@ -82,6 +82,9 @@ struct Bufs {
   void *xh = nullptr, *yh = nullptr;
   int32_t *ids, *slots, *next;
   int64_t logit_rows = 0;
+  // Decode of Mamba-1 only: the fused layer kernel's x_proj partial sums and grid barrier.
+  float* part = nullptr;
+  unsigned* bar = nullptr;
 };
 
 struct SlotPool {
@@ -349,13 +352,18 @@ class CudaLM final : public Model {
       b.xh = arena_.alloc(size_t(T * E) * 2, what);
       b.yh = arena_.alloc(size_t(T * E) * 2, what);
     }
+    if (decode && c_.arch == Arch::Mamba1) {
+      b.part = f(kc::mamba1_layer_part_floats(E, c_.d_state, c_.dt_rank));
+      b.bar = static_cast<unsigned*>(arena_.alloc(2 * sizeof(unsigned), what));
+      check(cudaMemsetAsync(b.bar, 0, 2 * sizeof(unsigned), stream_), "grid barrier");
+    }
     if (!decode && wt_ != DType::F32) b.yh = arena_.alloc(size_t(T * E) * 2, what);  // out_proj's (Mamba-1: and x_proj's) input
     return b;
   }
   void free_bufs(Bufs& b) {
     for (float* p : {b.h, b.proj, b.xc, b.dbc, b.dbc2, b.delta, b.y, b.scan_ws, b.logits}) arena_.free(p);
     for (int32_t* p : {b.ids, b.slots, b.next}) arena_.free(p);
-    for (void* p : {b.xh, b.yh})
+    for (void* p : {b.xh, b.yh, static_cast<void*>(b.part), static_cast<void*>(b.bar)})
       if (p) arena_.free(p);
     b = Bufs{};
   }
@@ -554,8 +562,14 @@ class CudaLM final : public Model {
     // so logits differ in the last bits from run to run (~1e-7); the default path is bit-reproducible.
     const bool fused = c_.arch == Arch::Mamba1 && M <= kc::kConvXprojMaxB && E % 8 == 0 && !fuse_off_ && fuse_xproj_;
     if (fused) check(cudaMemsetAsync(b.dbc, 0, size_t(M * RN) * 4, stream_), "dbc");
+    // Mamba-1 at batch 1: one persistent kernel per layer (decode_layer.cu) where the GPU supports it.
+    const bool whole = M == 1 && c_.arch == Arch::Mamba1 && layer_kernel_ok(b);
     for (size_t li = 0; li < layers_.size(); li++) {
       const DLayer& l = layers_[li];
+      if (whole) {
+        kc::mamba1_layer_step(layer_params(l, b), stream_);
+        continue;
+      }
       void* st = slot_ptr(0, l.state_off);
       const bool m1 = c_.arch == Arch::Mamba1;
       const kc::ConvStepParams cp{M, m1 ? E : CC, K, b.proj + (m1 ? 0 : E), W, l.conv_w, l.conv_b, st, sf_, b.slots, true, b.xc,
@@ -626,6 +640,25 @@ class CudaLM final : public Model {
     linear(lm_head_, b.h, M, D, b.logits, c_.vocab, norm_f_);
   }
 
+  kc::Mamba1LayerParams layer_params(const DLayer& l, Bufs& b) const {
+    const int64_t E = c_.d_inner, K = c_.d_conv;
+    return {c_.d_model, E, c_.d_state, c_.dt_rank, K, b.h, l.norm_w, c_.norm_eps, l.in_proj.w, l.in_proj.b, l.conv_w, l.conv_b,
+            l.x_proj.w, l.dt_proj.w, l.dt_bias, l.A, l.D, c_.bcdt_rms, c_.mixer_rms_eps, l.out_proj.w, l.out_proj.b, wt_,
+            states_, sf_, b.slots, l.state_off, l.state_off + (K - 1) * E, sbf_, b.xc, b.proj + E, b.y, b.part, b.bar};
+  }
+  // Whether the fused Mamba-1 layer kernel runs batch-1 decode (opt-in while it measures slower than
+  // the separate kernels: SSM_CUDA_LAYER=1; docs/cuda.md).
+  bool layer_kernel_ok(Bufs& b) {
+    if (layer_ok_ < 0) {
+      const char* e = std::getenv("SSM_CUDA_LAYER");
+      const bool off = !(e && *e && std::string(e) != "0") || fuse_off_ || fuse_xproj_ || layers_.empty() || !b.part;
+      layer_ok_ = !off && kc::mamba1_layer_unsupported(layer_params(layers_[0], b)).empty() &&
+                  layers_[0].x_proj.t == wt_ && layers_[0].dt_proj.t == wt_ && layers_[0].out_proj.t == wt_ &&
+                  layers_[0].in_proj.t == wt_ && !layers_[0].x_proj.b && !layers_[0].dt_proj.b;
+    }
+    return layer_ok_ > 0;
+  }
+
   ModelConfig c_;
   Checkpoint ck_;
   DType wt_ = DType::BF16;
@@ -647,6 +680,7 @@ class CudaLM final : public Model {
   Bufs dec_, pre_;
   int32_t* host_io_ = nullptr;  // pinned: token ids | slot indices of one decode launch
   std::map<int64_t, cudaGraphExec_t> graphs_;
+  int layer_ok_ = -1;  // layer_kernel_ok(), decided once
   const bool fuse_off_ = [] { const char* e = std::getenv("SSM_CUDA_NOFUSE"); return e && *e && *e != '0'; }();
   const bool fuse_xproj_ = [] { const char* e = std::getenv("SSM_CUDA_FUSE_XPROJ"); return e && *e && *e != '0'; }();
 };

@@ -4,6 +4,10 @@
 // rounded to bf16/f16 for the tensor-core GEMM (see docs/numerics.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/dtype.hpp"
 #include "core/tensor.hpp"
 #include "gpu/gpu_util.hpp"
@@ -612,3 +616,115 @@ TEST(CudaKernels, SamplingMatchesHostRule) {
 }
 
 }  // namespace
+
+// The whole Mamba-1 layer of batch-1 decode in one kernel (decode_layer.cu) against the reference
+// kernels run one after another: RMSNorm, in_proj, conv step, x_proj, (FalconMamba's δ/B/C norms),
+// dt_proj, one scan step, out_proj + residual. Shapes: mamba-2.8b in bf16 (every out_proj row of a
+// block prefetched into shared memory) and in f32 (only part of them fit: the rest stream from
+// global), mamba-130m in f32 with biases, FalconMamba's norms and bf16 states, and an odd one
+// (N = 7, K = 3, dt_rank 13, f16). Two steps per case (the grid barrier and the states carry over),
+// the second repeated from the same inputs to check the result is bit-identical.
+TEST(CudaKernels, Mamba1LayerFused) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int64_t D, E, N, R, K; DType t; bool falcon, bias, sbf; };
+  for (const Case c : {Case{2560, 5120, 16, 160, 4, DType::BF16, false, false, false}, Case{2560, 5120, 16, 160, 4, DType::F32, false, false, false},
+                       Case{768, 1536, 16, 48, 4, DType::F32, true, true, true}, Case{264, 520, 7, 13, 3, DType::F16, false, true, false}}) {
+    const int64_t D = c.D, E = c.E, N = c.N, R = c.R, K = c.K, RN = R + 2 * N;
+    const int64_t coff = 5, soff = coff + (K - 1) * E, S = soff + E * N + 3, slot = 2;
+    SCOPED_TRACE("D " + std::to_string(D) + " dtype " + std::string(dtype_name(c.t)) + (c.sbf ? " bf16 state" : ""));
+    Tensor win = Tensor::from_f32(randn(size_t(2 * E * D), 11, 1.f / std::sqrt(float(D))).data(), c.t, {2 * E, D});
+    Tensor wx = Tensor::from_f32(randn(size_t(RN * E), 12, 1.f / std::sqrt(float(E))).data(), c.t, {RN, E});
+    Tensor wdt = Tensor::from_f32(randn(size_t(E * R), 13, 1.f / std::sqrt(float(R))).data(), c.t, {E, R});
+    Tensor wout = Tensor::from_f32(randn(size_t(D * E), 14, 1.f / std::sqrt(float(E))).data(), c.t, {D, E});
+    auto h = randn(size_t(D), 15), nw = randn(size_t(D), 16, 0.1f, 1.f), cw = randn(size_t(E * K), 17, 0.3f);
+    auto cb = randn(size_t(E), 18, 0.1f), dtb = randn(size_t(E), 19, 0.5f, -3.f), A = randn(size_t(E * N), 20, 0.5f, -1.f);
+    auto Dv = randn(size_t(E), 21), inb = randn(size_t(2 * E), 22, 0.1f), outb = randn(size_t(D), 23, 0.1f);
+    auto pool = randn(size_t(3 * S), 24, 0.3f);
+    if (c.sbf)
+      for (float& v : pool) v = bf16_to_f32(f32_to_bf16(v));
+    // Reference: two steps.
+    std::vector<float> rh = h, rpool = pool, rhs[2];
+    for (int step = 0; step < 2; step++) {
+      std::vector<float> xn(static_cast<size_t>(D)), proj(static_cast<size_t>(2 * E)), xc(static_cast<size_t>(E)), dbc(static_cast<size_t>(RN)), delta(static_cast<size_t>(E)), y(static_cast<size_t>(E)), out(static_cast<size_t>(D));
+      kr::rms_norm({1, D, D, rh.data(), D, nw.data(), nullptr, 0, false, 1e-5f, xn.data(), D});
+      kr::linear({1, 2 * E, D, xn.data(), D, win.raw(), c.t, c.bias ? inb.data() : nullptr, proj.data(), 2 * E});
+      kr::causal_conv1d({1, E, K, proj.data(), 2 * E, cw.data(), cb.data(), rpool.data() + slot * S + coff, true, xc.data(), E});
+      kr::linear({1, RN, E, xc.data(), E, wx.raw(), c.t, nullptr, dbc.data(), RN});
+      if (c.falcon)
+        for (auto [o, n] : {std::pair<int64_t, int64_t>{0, R}, {R, N}, {R + N, N}})
+          kr::rms_norm({1, n, n, dbc.data() + o, n, nullptr, nullptr, 0, false, 1e-6f, dbc.data() + o, n});
+      kr::linear({1, E, R, dbc.data(), RN, wdt.raw(), c.t, nullptr, delta.data(), E});
+      kr::selective_scan({1, E, N, xc.data(), E, delta.data(), E, dtb.data(), A.data(), dbc.data() + R, N, dbc.data() + R + N, N,
+                          Dv.data(), proj.data() + E, 2 * E, rpool.data() + slot * S + soff, y.data(), E});
+      kr::linear({1, D, E, y.data(), E, wout.raw(), c.t, c.bias ? outb.data() : nullptr, out.data(), D});
+      for (int64_t i = 0; i < D; i++) rh[size_t(i)] += out[size_t(i)];
+      rhs[step] = rh;
+    }
+    auto upload = [](const Tensor& t) {
+      void* p = nullptr;
+      EXPECT_EQ(cudaMalloc(&p, t.nbytes()), cudaSuccess);
+      cudaMemcpy(p, t.raw(), t.nbytes(), cudaMemcpyHostToDevice);
+      return p;
+    };
+    void *din = upload(win), *dx = upload(wx), *ddt = upload(wdt), *dout = upload(wout);
+    DevBuf<float> dh(h), dnw(nw), dcw(cw), dcb(cb), ddtb(dtb), dA(A), dD(Dv), dinb(inb), doutb(outb);
+    DevBuf<float> dxc(static_cast<size_t>(E)), dz(static_cast<size_t>(E)), dy(static_cast<size_t>(E)), dpart(size_t(kc::mamba1_layer_part_floats(E, N, R)));
+    DevBuf<unsigned> dbar(2);
+    DevBuf<int32_t> dsl(std::vector<int32_t>{int32_t(slot)});
+    std::vector<uint16_t> pool16(pool.size());
+    for (size_t i = 0; i < pool.size(); i++) pool16[i] = f32_to_bf16(pool[i]);
+    DevBuf<float> dp(pool);
+    DevBuf<uint16_t> dp16(pool16);
+    kc::Mamba1LayerParams p{D, E, N, R, K, dh.p, dnw.p, 1e-5f, din, c.bias ? dinb.p : nullptr, dcw.p, dcb.p, dx, ddt, ddtb.p, dA.p, dD.p,
+                            c.falcon, 1e-6f, dout, c.bias ? doutb.p : nullptr, c.t, c.sbf ? static_cast<void*>(dp16.p) : dp.p, S, dsl.p,
+                            coff, soff, c.sbf, dxc.p, dz.p, dy.p, dpart.p, dbar.p};
+    ASSERT_EQ(kc::mamba1_layer_unsupported(p), "");
+    kc::mamba1_layer_step(p, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const auto h1 = dh.host();
+    EXPECT_LT(rel_err(h1, rhs[0]), 2e-5f) << "step 1";
+    const auto p1 = c.sbf ? std::vector<float>() : dp.host();
+    const auto p1h = c.sbf ? dp16.host() : std::vector<uint16_t>();
+    kc::mamba1_layer_step(p, nullptr);
+    const auto h2 = dh.host();
+    EXPECT_LT(rel_err(h2, rhs[1]), c.sbf ? 5e-3f : 2e-5f) << "step 2";
+    std::vector<float> got(pool.size());
+    if (c.sbf) {
+      const auto g16 = dp16.host();
+      for (size_t i = 0; i < got.size(); i++) got[i] = bf16_to_f32(g16[i]);
+    } else {
+      got = dp.host();
+    }
+    EXPECT_LT(rel_err(got, rpool), c.sbf ? 1e-2f : 2e-5f) << "states after two steps";
+    // The second step again, from the same inputs: bit-identical.
+    dh.upload(h1);
+    if (c.sbf) cudaMemcpy(dp16.p, p1h.data(), p1h.size() * 2, cudaMemcpyHostToDevice);
+    else dp.upload(p1);
+    kc::mamba1_layer_step(p, nullptr);
+    EXPECT_EQ(dh.host(), h2) << "rerun of step 2";
+    if (std::getenv("SSM_M1L_PROF")) {  // measurement aid: per-phase times of this kernel (not a test)
+      int dev = 0, sms = 0;
+      cudaGetDevice(&dev);
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+      DevBuf<unsigned long long> prof(static_cast<size_t>(sms) * 8);
+      p.prof = prof.p;
+      std::vector<double> mean(8, 0.0), mx(8, 0.0);
+      const int reps = 50;
+      for (int rep = 0; rep < reps; rep++) {
+        kc::mamba1_layer_step(p, nullptr);
+        const auto t = prof.host();
+        unsigned long long t0 = ~0ull;
+        for (int b = 0; b < sms; b++) t0 = std::min(t0, t[size_t(b) * 8]);
+        for (int b = 0; b < sms; b++)
+          for (int k = 0; k < 8; k++) {
+            const double d = double(t[size_t(b) * 8 + size_t(k)] - t0) / 1000.0;
+            mean[size_t(k)] += d / (sms * reps);
+            mx[size_t(k)] = std::max(mx[size_t(k)], d);
+          }
+      }
+      for (int k = 0; k < 8; k++) std::printf("  stamp %d: mean %.2f us, max %.2f us after the first block's start\n", k, mean[size_t(k)], mx[size_t(k)]);
+      p.prof = nullptr;
+    }
+    for (void* q : {din, dx, ddt, dout}) cudaFree(q);
+  }
+}

@@ -192,6 +192,39 @@ bool mamba1_step_rows_ok(int64_t N, int64_t R);
 // The rows kernel at any batch (tests).
 void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t stream);
 
+// ---- decode_layer.cu: a whole Mamba-1 layer of batch-1 decode in one kernel ---------------------------
+// h += out_proj(gate(step(x_proj(conv(in_proj(RMSNorm(h))))))) for one sequence, in one persistent
+// kernel (one block per SM, grid-wide barriers between the phases; decode_layer.cu). Same math as
+// causal_conv1d_step + GEMVs + mamba1_step; sums in a fixed order (bit-reproducible).
+struct Mamba1LayerParams {
+  int64_t D, E, N, R, K;
+  float* h;                                  // (D) residual stream, updated in place
+  const float* norm_w; float eps;            // block RMSNorm
+  const void* in_w; const float* in_b;       // (2E, D), bias (2E) nullable
+  const float* conv_w; const float* conv_b;  // (E, K), (E) nullable
+  const void* x_w;                           // (R + 2N, E)
+  const void* dt_w; const float* dt_bias;    // (E, R), (E)
+  const float* A; const float* Dskip;        // (E, N), (E) nullable
+  bool bcdt_rms; float rms_eps;              // FalconMamba's weightless norms of δ, B, C
+  const void* out_w; const float* out_b;     // (D, E), (D) nullable
+  DType wt;                                  // dtype of the four matrices
+  void* states; int64_t slot_stride; const int32_t* slots;  // the sequence's slot: states + slots[0]·slot_stride
+  int64_t conv_off, ssm_off;                 // element offsets of this layer's window (K-1, E) and state (E, N)
+  bool state_bf16;
+  float* xc; float* z; float* y;             // scratch (E) each
+  float* part;                               // scratch: mamba1_layer_part_floats(E, N, R)
+  unsigned* bar;                             // 2 words, zero before the first launch (grid barrier)
+  // Measurement only: when set, thread 0 of block b writes the GPU clock (ns) at the end of each
+  // phase to prof[b·8 + k]: 0 after the wait, 1 x staged, 2 in_proj + conv, 3 barrier, 4 x_proj +
+  // barrier, 5 step + barrier, 6 y staged and weights landed, 7 out_proj.
+  unsigned long long* prof = nullptr;
+};
+// Empty when the fused kernel serves this shape on this GPU, else the reason (the caller then runs
+// the separate kernels).
+std::string mamba1_layer_unsupported(const Mamba1LayerParams& p);
+int64_t mamba1_layer_part_floats(int64_t E, int64_t N, int64_t R);
+void mamba1_layer_step(const Mamba1LayerParams& p, cudaStream_t stream);
+
 // ---- ssd.cu: Mamba-2 ------------------------------------------------------------------------------------
 // Chunked SSD prefill of one sequence. `work` needs ssd_workspace_floats(…, math) floats. The chunk
 // products run in f32 on the CUDA cores, on TF32 tensor-core tiles (f32 accumulation and states), or
