@@ -354,8 +354,7 @@ class CudaLM final : public Model {
     }
     if (decode && c_.arch == Arch::Mamba1) {
       b.part = f(kc::mamba1_layer_part_floats(E, c_.d_state, c_.dt_rank));
-      b.bar = static_cast<unsigned*>(arena_.alloc(2 * sizeof(unsigned), what));
-      check(cudaMemsetAsync(b.bar, 0, 2 * sizeof(unsigned), stream_), "grid barrier");
+      b.bar = static_cast<unsigned*>(arena_.alloc(layers_.size() * sizeof(unsigned), what));
     }
     if (!decode && wt_ != DType::F32) b.yh = arena_.alloc(size_t(T * E) * 2, what);  // out_proj's (Mamba-1: and x_proj's) input
     return b;
@@ -564,10 +563,11 @@ class CudaLM final : public Model {
     if (fused) check(cudaMemsetAsync(b.dbc, 0, size_t(M * RN) * 4, stream_), "dbc");
     // Mamba-1 at batch 1: one persistent kernel per layer (decode_layer.cu) where the GPU supports it.
     const bool whole = M == 1 && c_.arch == Arch::Mamba1 && layer_kernel_ok(b);
+    if (whole) check(cudaMemsetAsync(b.bar, 0, layers_.size() * sizeof(unsigned), stream_), "grid barrier counters");
     for (size_t li = 0; li < layers_.size(); li++) {
       const DLayer& l = layers_[li];
       if (whole) {
-        kc::mamba1_layer_step(layer_params(l, b), stream_);
+        kc::mamba1_layer_step(layer_params(l, b, li), stream_);
         continue;
       }
       void* st = slot_ptr(0, l.state_off);
@@ -640,11 +640,11 @@ class CudaLM final : public Model {
     linear(lm_head_, b.h, M, D, b.logits, c_.vocab, norm_f_);
   }
 
-  kc::Mamba1LayerParams layer_params(const DLayer& l, Bufs& b) const {
+  kc::Mamba1LayerParams layer_params(const DLayer& l, Bufs& b, size_t li) const {
     const int64_t E = c_.d_inner, K = c_.d_conv;
     return {c_.d_model, E, c_.d_state, c_.dt_rank, K, b.h, l.norm_w, c_.norm_eps, l.in_proj.w, l.in_proj.b, l.conv_w, l.conv_b,
             l.x_proj.w, l.dt_proj.w, l.dt_bias, l.A, l.D, c_.bcdt_rms, c_.mixer_rms_eps, l.out_proj.w, l.out_proj.b, wt_,
-            states_, sf_, b.slots, l.state_off, l.state_off + (K - 1) * E, sbf_, b.xc, b.proj + E, b.y, b.part, b.bar};
+            states_, sf_, b.slots, l.state_off, l.state_off + (K - 1) * E, sbf_, b.xc, b.proj + E, b.y, b.part, b.bar + li};
   }
   // Whether the fused Mamba-1 layer kernel runs batch-1 decode (opt-in while it measures slower than
   // the separate kernels: SSM_CUDA_LAYER=1; docs/cuda.md).
@@ -652,7 +652,7 @@ class CudaLM final : public Model {
     if (layer_ok_ < 0) {
       const char* e = std::getenv("SSM_CUDA_LAYER");
       const bool off = !(e && *e && std::string(e) != "0") || fuse_off_ || fuse_xproj_ || layers_.empty() || !b.part;
-      layer_ok_ = !off && kc::mamba1_layer_unsupported(layer_params(layers_[0], b)).empty() &&
+      layer_ok_ = !off && kc::mamba1_layer_unsupported(layer_params(layers_[0], b, 0)).empty() &&
                   layers_[0].x_proj.t == wt_ && layers_[0].dt_proj.t == wt_ && layers_[0].out_proj.t == wt_ &&
                   layers_[0].in_proj.t == wt_ && !layers_[0].x_proj.b && !layers_[0].dt_proj.b;
     }

@@ -213,7 +213,7 @@ struct Mamba1LayerParams {
   bool state_bf16;
   float* xc; float* z; float* y;             // scratch (E) each
   float* part;                               // scratch: mamba1_layer_part_floats(E, N, R)
-  unsigned* bar;                             // 2 words, zero before the first launch (grid barrier)
+  unsigned* bar;                             // 1 word, zero at each launch: the grid barriers count into it
   // Measurement only: when set, thread 0 of block b writes the GPU clock (ns) at the end of each
   // phase to prof[b·8 + k]: 0 after the wait, 1 x staged, 2 in_proj + conv, 3 barrier, 4 x_proj +
   // barrier, 5 step + barrier, 6 y staged and weights landed, 7 out_proj.

@@ -32,9 +32,10 @@ namespace {
 constexpr int kLThreads = 512, kLWarps = kLThreads / 32;
 constexpr int kLMaxK = 4;     // d_conv
 constexpr int kLGs = 16;      // lanes per channel in the step (d_state <= 16)
-constexpr int kLU = 8;        // in_proj loads in flight per lane
+constexpr int kLP = 16;       // weight vectors in flight per thread (cp.async ring slots)
 constexpr int kLBp = 4;       // x_proj vectors per lane loaded before the barrier
-constexpr int kLRounds = 2;   // step rounds (two channels each) per warp: at most 4 channels per warp
+constexpr int kLRounds = 2;   // step rounds of 32 channels per block
+constexpr int kLMaxCh = 64;   // channels per block (= kLRounds · 32)
 constexpr int kLMaxRK = 16;   // dt_rank <= 16 · kLGs
 constexpr int kLHv = 4;       // d_model <= 4 · 4 · kLThreads
 constexpr int kLStamps = 8;   // profile stamps per block
@@ -42,9 +43,7 @@ constexpr int kLStamps = 8;   // profile stamps per block
 struct LayerGeom {
   int64_t act = 0;       // floats of the staged activation (max(D, E), rounded up to 4)
   int64_t rn_pad = 0;    // floats of the staged δ|B|C (rounded up to 4)
-  int64_t pre_rows = 0;  // out_proj rows a block may hold in shared memory
   int64_t S = 1;         // column pieces per x_proj row
-  int copy_bytes = 0;    // size of one bulk copy of the prefetch
 };
 
 // acc + the 16-byte weight vector `raw` (widened) · xv[0, V) (x in shared memory, 16-byte aligned).
@@ -72,31 +71,89 @@ __device__ __forceinline__ uint64_t globaltimer_ns() {
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
 
-// Grid-wide barrier for a grid whose blocks are all resident (one per SM, checked by the launcher):
-// count arrivals; the last one resets the count and advances the generation the others wait on.
-// The fences order every thread's writes before the barrier (published by thread 0 after
-// __syncthreads) against every read after it.
-__device__ __forceinline__ void grid_sync(unsigned* bar) {
+// Grid-wide barrier for a grid whose blocks are all resident (one per SM, checked by the launcher),
+// in two halves so independent loads can be issued between them: grid_arrive publishes the block's
+// writes (CTA barrier, then a release add by thread 0) into a counter that is zero at launch;
+// grid_wait(k) returns once k·G arrivals are counted (acquire), i.e. every block arrived k times.
+__device__ __forceinline__ void grid_arrive(unsigned* ctr) {
   __syncthreads();
   if (threadIdx.x == 0) {
-    volatile unsigned* gen = bar + 1;
-    const unsigned my = *gen;
     __threadfence();
-    if (atomicAdd(bar, 1u) == gridDim.x - 1) {
-      bar[0] = 0;
-      __threadfence();
-      atomicAdd(bar + 1, 1u);
-    } else {
+    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(ctr) : "memory");
+  }
+}
+__device__ __forceinline__ void grid_wait(unsigned* ctr, unsigned k) {
+  if (threadIdx.x == 0) {
+    const unsigned target = k * gridDim.x;
+    unsigned v;
+    uint64_t t0 = 0;
+    for (int spin = 0;; spin++) {
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(ctr) : "memory");
+      if (v >= target) break;
       // A block that never arrives (the grid not co-resident) would hang the GPU: give up after
       // 10 s with a trap, which the host sees as a launch error.
-      const uint64_t t0 = globaltimer_ns();
-      while (*gen == my) {
-        if (globaltimer_ns() - t0 > 10000000000ull) __trap();
-      }
+      if (spin == 1024) t0 = globaltimer_ns();
+      if (spin > 1024 && (spin & 1023) == 0 && globaltimer_ns() - t0 > 10000000000ull) __trap();
     }
     __threadfence();
   }
   __syncthreads();
+}
+
+// cp.async of 16 bytes into shared memory (L2 only), one commit group per call of cp_commit.
+__device__ __forceinline__ void cp_async16(uint4* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// One thread's stream of 16-byte weight vectors: vectors lane, lane + 32, … (VL per row, those < KV)
+// of rows 0 … nrows − 1 (row i at rowp(i)), through the thread's own kLP slots of the shared ring
+// (slot s of thread t at ring[s·kLThreads + t], so a warp's accesses are conflict-free). One commit
+// group per vector (empty past the end), so wait_group<kLP − 1> means the oldest vector has landed,
+// and the thread only ever reads its own copies: no barrier.
+template <class WT, class RowPtr>
+struct WStream {
+  uint4* ring;
+  RowPtr rowp;
+  int64_t nrows, KV, VL;
+  int64_t lq = 0, lj = 0;
+  int ls = 0;
+  __device__ void issue() {
+    const int64_t v = (threadIdx.x & 31) + 32 * lj;
+    if (lq < nrows && v < KV) cp_async16(ring + ls * kLThreads + threadIdx.x, rowp(lq) + v * Vec<WT>::n);
+    cp_commit();
+    if (++lj == VL) lj = 0, ++lq;
+    if (++ls == kLP) ls = 0;
+  }
+  __device__ void prologue() {
+    for (int u = 0; u < kLP; u++) issue();
+  }
+  // Runs the stream: done(i, sum) gets row i's dot product with x (shared memory), on every lane.
+  template <class Done>
+  __device__ void run(const float* x, Done done) {
+    const int lane = threadIdx.x & 31;
+    float acc = 0.f;
+    int cs = 0;
+    for (int64_t q = 0; q < nrows; q++) {
+      for (int64_t j = 0; j < VL; j++) {
+        cp_wait<kLP - 1>();
+        const int64_t v = lane + 32 * j;
+        if (v < KV) acc = dot_vec<WT>(ring[cs * kLThreads + threadIdx.x], x + v * Vec<WT>::n, acc);
+        issue();
+        if (++cs == kLP) cs = 0;
+      }
+      done(q, warp_sum(acc));
+      acc = 0.f;
+    }
+  }
+};
+template <class WT, class RowPtr>
+__device__ WStream<WT, RowPtr> make_stream(uint4* ring, RowPtr rowp, int64_t nrows, int64_t KV) {
+  return WStream<WT, RowPtr>{ring, rowp, nrows, KV, (KV + 31) / 32};
 }
 
 template <class WT, bool SBF>
@@ -105,62 +162,41 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
   extern __shared__ float4 smem_f4[];
   float* act = reinterpret_cast<float*>(smem_f4);  // x for in_proj, then y for out_proj
   float* dbc = act + g.act;                         // δ | B | C
-  char* pre = reinterpret_cast<char*>(dbc + g.rn_pad);  // out_proj rows [r0, r0 + npre)
-  __shared__ alignas(8) uint64_t mbar;
+  uint4* ring = reinterpret_cast<uint4*>(dbc + g.rn_pad);  // (kLP, kLThreads): each thread's own copies
   __shared__ float tmp[32];
+  __shared__ float sx[kLMaxCh], sz[kLMaxCh], su[kLMaxCh];  // the block's channels: x and z sums, conv output
   constexpr int V = Vec<WT>::n;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t G = gridDim.x, GW = G * kLWarps, gw = int64_t(warp) * G + blockIdx.x;
+  const int64_t G = gridDim.x;
   const int64_t D = p.D, E = p.E, N = p.N, R = p.R, K = p.K, RN = R + 2 * N;
   const int64_t DV = D / V, EV = E / V;
   const WT* Win = static_cast<const WT*>(p.in_w);
   const WT* Wx = static_cast<const WT*>(p.x_w);
   const WT* Wout = static_cast<const WT*>(p.out_w);
-  const int64_t r0 = blockIdx.x * D / G, r1 = (blockIdx.x + 1) * D / G;
-  const int64_t npre = std::min<int64_t>(r1 - r0, g.pre_rows);
+  const int64_t r0 = blockIdx.x * D / G, r1 = (blockIdx.x + 1) * D / G;  // out_proj rows
+  const int64_t e0 = blockIdx.x * E / G, nc = (blockIdx.x + 1) * E / G - e0;  // channels (nc <= kLMaxCh)
   auto stamp = [&](int k) {
     if (p.prof && threadIdx.x == 0) p.prof[blockIdx.x * kLStamps + k] = globaltimer_ns();
   };
 
-  // Phase 0 (weights only, before the wait): out_proj's rows of this block into shared memory.
-  if (threadIdx.x == 0 && npre > 0) {
-    const uint32_t bar = smem_u32(&mbar);
-    const int64_t total = npre * E * int64_t(sizeof(WT));
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(uint32_t(total)) : "memory");
-    const char* src = reinterpret_cast<const char*>(Wout + r0 * E);
-    for (int64_t o = 0; o < total; o += g.copy_bytes) {
-      const uint32_t n = uint32_t(std::min<int64_t>(g.copy_bytes, total - o));
-      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(smem_u32(pre + o)),
-                   "l"(src + o), "r"(n), "r"(bar)
-                   : "memory");
-    }
-  }
-  // This warp's channels: e_i = gw + i·GW, i < ne (<= kLMaxCh, checked by the launcher); lane i
-  // keeps channel i's x and z sums. Its in_proj rows, in stream order: x row e_0, z row E + e_0,
-  // x row e_1, … Each lane reads vectors lane, lane + 32, … (VL of them) of every row, as one
-  // sequence of T = 2·ne·VL loads kept kLU deep across row ends.
-  const int64_t ne = gw < E ? (E - gw + GW - 1) / GW : 0;
-  const int64_t my_e = gw + int64_t(lane) * GW;
-  const bool ch_lane = lane < ne;
-  const int64_t VL = (DV + 31) / 32, T = 2 * ne * VL;
+  // In_proj rows of the block: local row q < 2·nc is x row e0 + q (q < nc) or z row E + e0 + q − nc;
+  // warp w takes q = w, w + 16, … and each lane reads vectors lane, lane + 32, … (VL per row) of each,
+  // through the thread's ring slots (WStream), kLP vectors in flight across row ends.
+  const int64_t nq = warp < 2 * nc ? (2 * nc - warp + kLWarps - 1) / kLWarps : 0;
+  auto row_of = [&](int64_t i) {  // matrix row of this warp's i-th row
+    const int64_t q = warp + i * kLWarps;
+    return q < nc ? e0 + q : E + e0 + (q - nc);
+  };
+  // Thread t < nc: channel e0 + t's conv taps now (weights), its window after the wait.
+  const bool ct = threadIdx.x < nc;
+  const int64_t my_e = e0 + threadIdx.x;
   float cw[kLMaxK], cb = 0.f;
 #pragma unroll
-  for (int k = 0; k < kLMaxK; k++) cw[k] = ch_lane && k < K ? p.conv_w[my_e * K + k] : 0.f;
-  if (ch_lane && p.conv_b) cb = p.conv_b[my_e];
-  // The norm weight into shared memory now (a weight); h multiplies it after the wait.
-  for (int64_t k = threadIdx.x; k < D; k += kLThreads) act[k] = p.norm_w[k];
-  uint4 ring[kLU];
-  int64_t lq = 0, lj = 0;  // (row, vector) of the next load
-  auto issue = [&](uint4& r) {
-    const int64_t v = lane + 32 * lj;
-    if (v < DV) r = Vec<WT>::raw(Win + ((lq & 1) * E + gw + (lq >> 1) * GW) * D + v * V);
-    if (++lj == VL) lj = 0, ++lq;
-  };
-#pragma unroll
-  for (int u = 0; u < kLU; u++)
-    if (u < T) issue(ring[u]);
+  for (int k = 0; k < kLMaxK; k++) cw[k] = ct && k < K ? p.conv_w[my_e * K + k] : 0.f;
+  if (ct && p.conv_b) cb = p.conv_b[my_e];
+  for (int64_t k = threadIdx.x; k < D; k += kLThreads) act[k] = p.norm_w[k];  // h multiplies it after the wait
+  auto in_rows = make_stream<WT>(ring, [&](int64_t i) { return Win + row_of(i) * D; }, nq, DV);
+  in_rows.prologue();
   pdl_trigger();
   pdl_wait();  // h, the states and the scratch belong to the previous kernel until here
   stamp(0);
@@ -169,7 +205,7 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
   void* cst = state_at(p.states, SBF, int64_t(p.slots[0]) * p.slot_stride + p.conv_off);
   float win[kLMaxK];
 #pragma unroll
-  for (int k = 0; k < kLMaxK; k++) win[k] = ch_lane && k < K - 1 ? ld_state(cst, SBF, k * E + my_e) : 0.f;
+  for (int k = 0; k < kLMaxK; k++) win[k] = ct && k < K - 1 ? ld_state(cst, SBF, k * E + my_e) : 0.f;
   {
     float ss = 0.f;
     float4 hv[kLHv];
@@ -179,7 +215,7 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
       hv[q] = k < D ? *reinterpret_cast<const float4*>(p.h + k) : make_float4(0.f, 0.f, 0.f, 0.f);
       ss += hv[q].x * hv[q].x + hv[q].y * hv[q].y + hv[q].z * hv[q].z + hv[q].w * hv[q].w;
     }
-    const float rs = rsqrtf(block_sum(ss, tmp) / float(D) + p.eps);  // (its barriers also publish act's norm weights)
+    const float rs = rsqrtf(block_sum(ss, tmp) / float(D) + p.eps);  // (its barriers also publish the norm weights)
 #pragma unroll
     for (int q = 0; q < kLHv; q++) {
       const int64_t k = (threadIdx.x + int64_t(q) * kLThreads) * 4;
@@ -193,65 +229,57 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
     __syncthreads();
   }
   stamp(1);
-  float mx = 0.f, mz = 0.f;  // lane i: channel i's x and z sums
-  {
-    float acc = 0.f;
-    int64_t q = 0, j = 0;  // (row, vector) being used
-    for (int64_t t0 = 0; t0 < T; t0 += kLU) {
-#pragma unroll
-      for (int u = 0; u < kLU; u++) {
-        if (t0 + u < T) {  // uniform over the warp
-          const int64_t v = lane + 32 * j;
-          if (v < DV) acc = dot_vec<WT>(ring[u], act + v * V, acc);
-          if (t0 + u + kLU < T) issue(ring[u]);
-          if (++j == VL) {
-            const int64_t i = q >> 1;
-            const float sum = warp_sum(acc) + (p.in_b ? p.in_b[(q & 1) * E + gw + i * GW] : 0.f);
-            if (lane == i) (q & 1 ? mz : mx) = sum;
-            acc = 0.f, j = 0, ++q;
-          }
-        }
-      }
-    }
-  }
-  float u_c = 0.f;  // lane i: channel i's conv output
-  if (ch_lane) {
+  in_rows.run(act, [&](int64_t q, float sum) {
+    const int64_t n = row_of(q);
+    sum += p.in_b ? p.in_b[n] : 0.f;
+    if (lane == 0) (n < E ? sx[n - e0] : sz[n - E - e0]) = sum;
+  });
+  // out_proj's first vectors into the ring now (weights): they land during the barriers and the
+  // small phases, which leave the memory system idle.
+  const int64_t nqd = warp < r1 - r0 ? (r1 - r0 - warp + kLWarps - 1) / kLWarps : 0;
+  auto out_rows = make_stream<WT>(ring, [&](int64_t i) { return Wout + (r0 + warp + i * kLWarps) * E; }, nqd, EV);
+  out_rows.prologue();
+  __syncthreads();
+  if (ct) {
+    const float xn = sx[threadIdx.x];
     float c = cb;
 #pragma unroll
     for (int k = 0; k < kLMaxK; k++)
       if (k < K - 1) c = fmaf(cw[k], win[k], c);
 #pragma unroll
     for (int k = 0; k < kLMaxK; k++)
-      if (k == K - 1) c = fmaf(cw[k], mx, c);
+      if (k == K - 1) c = fmaf(cw[k], xn, c);
 #pragma unroll
     for (int k = 1; k < kLMaxK; k++)
       if (k < K - 1) st_state(cst, SBF, (k - 1) * E + my_e, win[k]);
-    if (K > 1) st_state(cst, SBF, (K - 2) * E + my_e, mx);
-    u_c = silu_d(c);
-    p.xc[my_e] = u_c;
+    if (K > 1) st_state(cst, SBF, (K - 2) * E + my_e, xn);
+    const float u = silu_d(c);
+    su[threadIdx.x] = u;
+    p.xc[my_e] = u;
   }
   stamp(2);
-  // Loads for phases B and C that do not depend on this layer's results, issued now so they land
-  // during the barrier: this warp's x_proj piece (its first kLBp vectors per lane) and, per round of
-  // the step (16 lanes per channel, two channels per warp), the dt_proj row, A, bias, D and state.
-  const int64_t S = g.S;
-  const int64_t it0 = gw;  // x_proj item of this warp (one per warp when RN·S <= GW)
+  grid_arrive(p.bar);
+  // Loads for phases B and C that do not depend on other blocks, issued between arriving and
+  // waiting: this warp's x_proj piece (its first kLBp vectors per lane) and, per round of the step
+  // (16 lanes per channel, 32 channels per round), the dt_proj row, A, bias, D and state.
+  const int64_t S = g.S, GW = G * kLWarps, gw = int64_t(warp) * G + blockIdx.x;
   uint4 xw[kLBp];
   {
-    const int64_t j = it0 / S, s = it0 - j * S, c0 = s * EV / S, c1 = (s + 1) * EV / S;
+    const int64_t j = gw / S, s = gw - j * S, c0 = s * EV / S, c1 = (s + 1) * EV / S;
 #pragma unroll
     for (int u = 0; u < kLBp; u++) {
       const int64_t v = c0 + lane + 32 * u;
-      if (it0 < RN * S && v < c1) xw[u] = Vec<WT>::raw(Wx + j * E + v * V);
+      if (gw < RN * S && v < c1) xw[u] = Vec<WT>::raw(Wx + j * E + v * V);
     }
   }
-  const int li = lane % kLGs, half = lane / kLGs;
+  const int li = threadIdx.x % kLGs, grp = threadIdx.x / kLGs;
+  constexpr int kGroups = kLThreads / kLGs;
   float dtw[kLRounds][kLMaxRK], Av[kLRounds], hv0[kLRounds], bias_c[kLRounds], Dc[kLRounds];
   void* hst[kLRounds];
 #pragma unroll
   for (int rd = 0; rd < kLRounds; rd++) {
-    const int64_t i = 2 * rd + half, e = gw + i * GW;
-    const bool ok = i < ne;
+    const int64_t i = grp + int64_t(rd) * kGroups, e = e0 + i;
+    const bool ok = i < nc;
 #pragma unroll
     for (int k = 0; k < kLMaxRK; k++) {
       const int64_t r = li + int64_t(k) * kLGs;
@@ -263,11 +291,11 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
     bias_c[rd] = ok ? p.dt_bias[e] : 0.f;
     Dc[rd] = ok && p.Dskip ? p.Dskip[e] : 0.f;
   }
-  grid_sync(p.bar);
+  grid_wait(p.bar, 1);
   stamp(3);
 
   // ---- Phase B: x_proj pieces ----
-  for (int64_t it = it0; it < RN * S; it += GW) {
+  for (int64_t it = gw; it < RN * S; it += GW) {
     const int64_t j = it / S, s = it - j * S;
     const int64_t c0 = s * EV / S, c1 = (s + 1) * EV / S;
     const WT* w = Wx + j * E;
@@ -276,7 +304,7 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
     for (int u = 0; u < kLBp; u++) {
       const int64_t v = c0 + lane + 32 * u;
       if (v < c1) {
-        const uint4 r = it == it0 ? xw[u] : Vec<WT>::raw(w + v * V);
+        const uint4 r = it == gw ? xw[u] : Vec<WT>::raw(w + v * V);
         float wv[V];
         Vec<WT>::widen(r, wv);
 #pragma unroll
@@ -304,7 +332,8 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
     const float sum = warp_sum(acc);
     if (lane == 0) p.part[it] = sum;
   }
-  grid_sync(p.bar);
+  grid_arrive(p.bar);
+  grid_wait(p.bar, 2);
   stamp(4);
 
   // ---- Phase C: δ|B|C, dt_proj, state update, y ----
@@ -331,8 +360,9 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
     const float* Ct = dbc + R + N;
 #pragma unroll
     for (int rd = 0; rd < kLRounds; rd++) {
-      const int64_t i = 2 * rd + half, e = gw + i * GW;
-      const bool ok = i < ne;
+      const int64_t i = grp + int64_t(rd) * kGroups, e = e0 + i;
+      if (rd > 0 && int64_t(rd) * kGroups >= nc) break;  // uniform over the block
+      const bool ok = i < nc;
       float dr = 0.f;
 #pragma unroll
       for (int k = 0; k < kLMaxRK; k++) {
@@ -340,8 +370,7 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
         if (r < R) dr = fmaf(dtw[rd][k], dbc[r], dr);
       }
       for (int o = kLGs / 2; o > 0; o >>= 1) dr += __shfl_xor_sync(0xffffffffu, dr, o);
-      const float u = __shfl_sync(0xffffffffu, u_c, int(i & 31));
-      const float z = __shfl_sync(0xffffffffu, mz, int(i & 31));
+      const float u = ok ? su[i] : 0.f, z = ok ? sz[i] : 0.f;
       float part = 0.f;
       if (ok && li < N) {
         const float dt = softplus_d(dr + bias_c[rd]);
@@ -353,35 +382,19 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
       if (ok && li == 0) p.y[e] = (part + Dc[rd] * u) * silu_d(z);
     }
   }
-  grid_sync(p.bar);
+  grid_arrive(p.bar);
+  grid_wait(p.bar, 3);
   stamp(5);
 
   // ---- Phase D: out_proj rows of this block, residual add ----
   for (int64_t k = threadIdx.x * 4; k < E; k += kLThreads * 4)
     *reinterpret_cast<float4*>(act + k) = __ldcg(reinterpret_cast<const float4*>(p.y + k));
   __syncthreads();
-  if (npre > 0) {
-    const uint32_t bar = smem_u32(&mbar);
-    asm volatile(
-        "{\n .reg .pred p;\n WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 p, [%0], 0;\n @!p bra WAIT_%=;\n}" ::"r"(bar)
-        : "memory");
-  }
   stamp(6);
-  for (int64_t r = r0 + warp; r < r1; r += kLWarps) {
-    const bool in_smem = r - r0 < npre;
-    float acc = 0.f;
-    if (in_smem) {
-      const uint4* src = reinterpret_cast<const uint4*>(pre + (r - r0) * E * int64_t(sizeof(WT)));
-#pragma unroll 4
-      for (int64_t v = lane; v < EV; v += 32) acc = dot_vec<WT>(src[v], act + v * V, acc);
-    } else {
-      const uint4* src = reinterpret_cast<const uint4*>(Wout + r * E);
-#pragma unroll 4
-      for (int64_t v = lane; v < EV; v += 32) acc = dot_vec<WT>(__ldcs(src + v), act + v * V, acc);
-    }
-    const float sum = warp_sum(acc);
+  out_rows.run(act, [&](int64_t i, float sum) {
+    const int64_t r = r0 + warp + i * kLWarps;
     if (lane == 0) p.h[r] += sum + (p.out_b ? p.out_b[r] : 0.f);
-  }
+  });
   stamp(7);
 #endif
 }
@@ -393,11 +406,6 @@ struct LayerLaunch {
   size_t smem = 0;
   int grid = 0;
 };
-
-int env_int(const char* name, int dflt) {
-  const char* e = std::getenv(name);
-  return e && *e ? std::atoi(e) : dflt;
-}
 
 template <class WT, bool SBF>
 LayerLaunch plan_t(const Mamba1LayerParams& p) {
@@ -411,7 +419,7 @@ LayerLaunch plan_t(const Mamba1LayerParams& p) {
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
   cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-  if (major < 9) return fail("needs compute capability 9.0 or later (bulk copies)");
+  if (major < 9) return fail("needs compute capability 9.0 or later");
   constexpr int V = Vec<WT>::n;
   if (p.N < 1 || p.N > kLGs) return fail("d_state must be 1..16");
   if (p.K < 1 || p.K > kLMaxK) return fail("d_conv must be 1..4");
@@ -419,7 +427,7 @@ LayerLaunch plan_t(const Mamba1LayerParams& p) {
   if (p.D > int64_t(kLHv) * 4 * kLThreads) return fail("d_model above 8192");
   if (p.R < 1 || p.R > int64_t(kLMaxRK) * kLGs) return fail("dt_rank must be 1..256");
   const int64_t GW = int64_t(sms) * kLWarps;
-  if ((p.E + GW - 1) / GW > 2 * kLRounds) return fail("more than 4 channels per warp (d_inner too large for this GPU)");
+  if ((p.E + sms - 1) / sms > kLMaxCh) return fail("more than 64 channels per SM (d_inner too large for this GPU)");
   for (const void* q : {p.in_w, p.x_w, p.out_w, static_cast<const void*>(p.h), static_cast<const void*>(p.y),
                         static_cast<const void*>(p.xc)})
     if (reinterpret_cast<uintptr_t>(q) & 15) return fail("operands must be 16-byte aligned");
@@ -429,14 +437,7 @@ LayerLaunch plan_t(const Mamba1LayerParams& p) {
   g.rn_pad = (RN + 3) / 4 * 4;
   g.S = std::max<int64_t>(1, std::min<int64_t>(GW / RN, p.E / V / 32));
   const int64_t fixed = (g.act + g.rn_pad) * 4;
-  const int64_t row_bytes = p.E * int64_t(sizeof(WT));
-  const int64_t budget = int64_t(optin) - fixed - 1024;  // static shared: barrier, reduction scratch
-  const int64_t want = (p.D + sms - 1) / sms;
-  g.pre_rows = std::max<int64_t>(0, std::min<int64_t>(want, budget / row_bytes));
-  if (env_int("SSM_M1L_PRE", 1) == 0) g.pre_rows = 0;
-  if (g.pre_rows * row_bytes >= (int64_t(1) << 20)) g.pre_rows = ((int64_t(1) << 20) - 1) / row_bytes;  // mbarrier tx limit
-  g.copy_bytes = std::max(16, env_int("SSM_M1L_CB", 16384) / 16 * 16);
-  l.smem = size_t(fixed + g.pre_rows * row_bytes);
+  l.smem = size_t(fixed) + size_t(kLP) * kLThreads * 16;
   if (l.smem > size_t(optin)) return fail("d_model/d_inner too large for shared memory");
   auto kernel = mamba1_layer_kernel<WT, SBF>;
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(l.smem)), "mamba1_layer smem");
