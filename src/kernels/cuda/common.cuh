@@ -186,6 +186,85 @@ void launch(const char* what, void (*kernel)(KArgs...), dim3 grid, dim3 block, s
   check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), what);
 }
 
+
+// ---- streaming a warp's weight rows through shared memory (decode GEMVs) ----
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+
+// acc + the 16-byte weight vector `raw` (widened) · xv[0, V) (x in shared memory, 16-byte aligned).
+template <class WT>
+__device__ __forceinline__ float dot_vec(uint4 raw, const float* xv, float acc) {
+  constexpr int V = Vec<WT>::n;
+  float wv[V];
+  Vec<WT>::widen(raw, wv);
+#pragma unroll
+  for (int i = 0; i < V; i += 4) {
+    const float4 q = *reinterpret_cast<const float4*>(xv + i);
+    acc = fmaf(wv[i], q.x, acc);
+    acc = fmaf(wv[i + 1], q.y, acc);
+    acc = fmaf(wv[i + 2], q.z, acc);
+    acc = fmaf(wv[i + 3], q.w, acc);
+  }
+  return acc;
+}
+
+// cp.async of 16 bytes into shared memory (L2 only), one commit group per call of cp_commit.
+__device__ __forceinline__ void cp_async16(uint4* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// One thread's stream of 16-byte weight vectors: vectors lane, lane + 32, … (VL per row, those < KV)
+// of rows 0 … nrows − 1 (row i at rowp(i)), through the thread's own P slots of the shared ring
+// (slot s of thread t at ring[s·Threads + t], so a warp's accesses are conflict-free). One commit
+// group per vector (empty past the end), so wait_group<P − 1> means the oldest vector has landed,
+// and the thread only ever reads its own copies: no barrier.
+template <class WT, int Threads, int P, class RowPtr>
+struct WStream {
+  uint4* ring;
+  RowPtr rowp;
+  int64_t nrows, KV, VL;
+  int64_t lq = 0, lj = 0;
+  int ls = 0;
+  __device__ void issue() {
+    const int64_t v = (threadIdx.x & 31) + 32 * lj;
+    if (lq < nrows && v < KV) cp_async16(ring + ls * Threads + threadIdx.x, rowp(lq) + v * Vec<WT>::n);
+    cp_commit();
+    if (++lj == VL) lj = 0, ++lq;
+    if (++ls == P) ls = 0;
+  }
+  __device__ void prologue() {
+    for (int u = 0; u < P; u++) issue();
+  }
+  // Runs the stream: done(i, sum) gets row i's dot product with x (shared memory), on every lane.
+  template <class Done>
+  __device__ void run(const float* x, Done done) {
+    const int lane = threadIdx.x & 31;
+    float acc = 0.f;
+    int cs = 0;
+    for (int64_t q = 0; q < nrows; q++) {
+      for (int64_t j = 0; j < VL; j++) {
+        cp_wait<P - 1>();
+        const int64_t v = lane + 32 * j;
+        if (v < KV) acc = dot_vec<WT>(ring[cs * Threads + threadIdx.x], x + v * Vec<WT>::n, acc);
+        issue();
+        if (++cs == P) cs = 0;
+      }
+      done(q, warp_sum(acc));
+      acc = 0.f;
+    }
+  }
+};
+template <class WT, int Threads, int P, class RowPtr>
+__device__ WStream<WT, Threads, P, RowPtr> make_stream(uint4* ring, RowPtr rowp, int64_t nrows, int64_t KV) {
+  return WStream<WT, Threads, P, RowPtr>{ring, rowp, nrows, KV, (KV + 31) / 32};
+}
+
+
 inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }
 
 }  // namespace ssm::kernels::cuda

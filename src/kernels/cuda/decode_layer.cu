@@ -46,30 +46,12 @@ struct LayerGeom {
   int64_t S = 1;         // column pieces per x_proj row
 };
 
-// acc + the 16-byte weight vector `raw` (widened) · xv[0, V) (x in shared memory, 16-byte aligned).
-template <class WT>
-__device__ __forceinline__ float dot_vec(uint4 raw, const float* xv, float acc) {
-  constexpr int V = Vec<WT>::n;
-  float wv[V];
-  Vec<WT>::widen(raw, wv);
-#pragma unroll
-  for (int i = 0; i < V; i += 4) {
-    const float4 q = *reinterpret_cast<const float4*>(xv + i);
-    acc = fmaf(wv[i], q.x, acc);
-    acc = fmaf(wv[i + 1], q.y, acc);
-    acc = fmaf(wv[i + 2], q.z, acc);
-    acc = fmaf(wv[i + 3], q.w, acc);
-  }
-  return acc;
-}
-
 __device__ __forceinline__ uint64_t globaltimer_ns() {
   uint64_t t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
 }
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
 
 // Grid-wide barrier for a grid whose blocks are all resident (one per SM, checked by the launcher),
 // in two halves so independent loads can be issued between them: grid_arrive publishes the block's
@@ -98,62 +80,6 @@ __device__ __forceinline__ void grid_wait(unsigned* ctr, unsigned k) {
     __threadfence();
   }
   __syncthreads();
-}
-
-// cp.async of 16 bytes into shared memory (L2 only), one commit group per call of cp_commit.
-__device__ __forceinline__ void cp_async16(uint4* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
-// One thread's stream of 16-byte weight vectors: vectors lane, lane + 32, … (VL per row, those < KV)
-// of rows 0 … nrows − 1 (row i at rowp(i)), through the thread's own kLP slots of the shared ring
-// (slot s of thread t at ring[s·kLThreads + t], so a warp's accesses are conflict-free). One commit
-// group per vector (empty past the end), so wait_group<kLP − 1> means the oldest vector has landed,
-// and the thread only ever reads its own copies: no barrier.
-template <class WT, class RowPtr>
-struct WStream {
-  uint4* ring;
-  RowPtr rowp;
-  int64_t nrows, KV, VL;
-  int64_t lq = 0, lj = 0;
-  int ls = 0;
-  __device__ void issue() {
-    const int64_t v = (threadIdx.x & 31) + 32 * lj;
-    if (lq < nrows && v < KV) cp_async16(ring + ls * kLThreads + threadIdx.x, rowp(lq) + v * Vec<WT>::n);
-    cp_commit();
-    if (++lj == VL) lj = 0, ++lq;
-    if (++ls == kLP) ls = 0;
-  }
-  __device__ void prologue() {
-    for (int u = 0; u < kLP; u++) issue();
-  }
-  // Runs the stream: done(i, sum) gets row i's dot product with x (shared memory), on every lane.
-  template <class Done>
-  __device__ void run(const float* x, Done done) {
-    const int lane = threadIdx.x & 31;
-    float acc = 0.f;
-    int cs = 0;
-    for (int64_t q = 0; q < nrows; q++) {
-      for (int64_t j = 0; j < VL; j++) {
-        cp_wait<kLP - 1>();
-        const int64_t v = lane + 32 * j;
-        if (v < KV) acc = dot_vec<WT>(ring[cs * kLThreads + threadIdx.x], x + v * Vec<WT>::n, acc);
-        issue();
-        if (++cs == kLP) cs = 0;
-      }
-      done(q, warp_sum(acc));
-      acc = 0.f;
-    }
-  }
-};
-template <class WT, class RowPtr>
-__device__ WStream<WT, RowPtr> make_stream(uint4* ring, RowPtr rowp, int64_t nrows, int64_t KV) {
-  return WStream<WT, RowPtr>{ring, rowp, nrows, KV, (KV + 31) / 32};
 }
 
 template <class WT, bool SBF>
@@ -195,7 +121,7 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
   for (int k = 0; k < kLMaxK; k++) cw[k] = ct && k < K ? p.conv_w[my_e * K + k] : 0.f;
   if (ct && p.conv_b) cb = p.conv_b[my_e];
   for (int64_t k = threadIdx.x; k < D; k += kLThreads) act[k] = p.norm_w[k];  // h multiplies it after the wait
-  auto in_rows = make_stream<WT>(ring, [&](int64_t i) { return Win + row_of(i) * D; }, nq, DV);
+  auto in_rows = make_stream<WT, kLThreads, kLP>(ring, [&](int64_t i) { return Win + row_of(i) * D; }, nq, DV);
   in_rows.prologue();
   pdl_trigger();
   pdl_wait();  // h, the states and the scratch belong to the previous kernel until here
@@ -237,7 +163,7 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
   // out_proj's first vectors into the ring now (weights): they land during the barriers and the
   // small phases, which leave the memory system idle.
   const int64_t nqd = warp < r1 - r0 ? (r1 - r0 - warp + kLWarps - 1) / kLWarps : 0;
-  auto out_rows = make_stream<WT>(ring, [&](int64_t i) { return Wout + (r0 + warp + i * kLWarps) * E; }, nqd, EV);
+  auto out_rows = make_stream<WT, kLThreads, kLP>(ring, [&](int64_t i) { return Wout + (r0 + warp + i * kLWarps) * E; }, nqd, EV);
   out_rows.prologue();
   __syncthreads();
   if (ct) {
