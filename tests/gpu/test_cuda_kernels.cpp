@@ -678,7 +678,11 @@ TEST(CudaKernels, Mamba1LayerFused) {
     kc::Mamba1LayerParams p{D, E, N, R, K, dh.p, dnw.p, 1e-5f, din, c.bias ? dinb.p : nullptr, dcw.p, dcb.p, dx, ddt, ddtb.p, dA.p, dD.p,
                             c.falcon, 1e-6f, dout, c.bias ? doutb.p : nullptr, c.t, c.sbf ? static_cast<void*>(dp16.p) : dp.p, S, dsl.p,
                             coff, soff, c.sbf, dxc.p, dz.p, dy.p, dpart.p, dbar.p};
-    ASSERT_EQ(kc::mamba1_layer_unsupported(p), "");
+    const std::string why = kc::mamba1_layer_unsupported(p);
+    if (!why.empty()) {  // e.g. a GPU before compute capability 9.0
+      for (void* q : {din, dx, ddt, dout}) cudaFree(q);
+      GTEST_SKIP() << "fused layer kernel not available here: " << why;
+    }
     cudaMemset(dbar.p, 0, 4);
     kc::mamba1_layer_step(p, nullptr);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
