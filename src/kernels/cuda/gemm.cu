@@ -601,12 +601,12 @@ void launch_gemv_pipe(const LinearArgs& a, size_t smem, cudaStream_t s) {
 // once per block (stage_x: norm, gate). Measured first inside the fused Mamba-1 layer kernel
 // (decode_layer.cu), where in_proj streamed at ~3.8 TB/s.
 constexpr int kGemvRingP = 16;
-template <class WT>
+template <class WT, int M>
 __global__ void __launch_bounds__(kGemvThreads) gemv_ring_kernel(LinearArgs a) {
   extern __shared__ float4 smem_f4[];
-  float* xs = reinterpret_cast<float*>(smem_f4);       // (K), K % 8 == 0
-  uint4* ring = reinterpret_cast<uint4*>(xs + a.K);   // (kGemvRingP, kGemvThreads)
-  __shared__ float rs[1];
+  float* xs = reinterpret_cast<float*>(smem_f4);           // (M, K), K % 8 == 0
+  uint4* ring = reinterpret_cast<uint4*>(xs + M * a.K);   // (kGemvRingP, kGemvThreads)
+  __shared__ float rs[M];
   __shared__ float tmp[32];
   constexpr int V = Vec<WT>::n;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -618,22 +618,28 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_ring_kernel(LinearArgs a) {
   st.prologue();  // weights only
   pdl_trigger();
   pdl_wait();  // x and y belong to the previous kernel until here
-  stage_x<1>(a, xs, rs, tmp);
-  st.run(xs, [&](int64_t i, float sum) {
+  stage_x<M>(a, xs, rs, tmp);
+  st.template run_m<M>(xs, K, [&](int64_t i, const float* sums) {
     if (lane == 0) {
       const int64_t n = gw + i * Wn;
-      const float v = sum + (a.bias ? a.bias[n] : 0.f);
-      a.y[n] = a.accumulate ? a.y[n] + v : v;
+      const float b = a.bias ? a.bias[n] : 0.f;
+#pragma unroll
+      for (int m = 0; m < M; m++) {
+        float* y = a.y + m * a.y_stride + n;
+        *y = a.accumulate ? *y + sums[m] + b : sums[m] + b;
+      }
     }
   });
 }
 
-template <class WT>
+size_t gemv_ring_smem(int64_t M, int64_t K) { return size_t(M * K) * sizeof(float) + size_t(kGemvRingP) * kGemvThreads * 16; }
+
+template <class WT, int M>
 void launch_gemv_ring(const LinearArgs& a, cudaStream_t s) {
-  const size_t smem = size_t(a.K) * sizeof(float) + size_t(kGemvRingP) * kGemvThreads * 16;
-  const int64_t cap = gemv_capacity(gemv_ring_kernel<WT>, smem);
+  const size_t smem = gemv_ring_smem(M, a.K);
+  const int64_t cap = gemv_capacity(gemv_ring_kernel<WT, M>, smem);
   const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(cap, (a.N + 7) / 8)));
-  launch("gemv", gemv_ring_kernel<WT>, dim3(grid), dim3(kGemvThreads), smem, s, a);
+  launch("gemv", gemv_ring_kernel<WT, M>, dim3(grid), dim3(kGemvThreads), smem, s, a);
 }
 
 // Loads in flight per lane for M <= 2 (larger M keep 4: more accumulators, fewer registers to
@@ -669,13 +675,13 @@ void launch_gemv_m(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll)
   static const int tma_env = [] { const char* e = std::getenv("SSM_GEMV_TMA"); return e && *e ? (*e == '0' ? 0 : 1) : -1; }();
   static const int tma_max_m = [] { const char* e = std::getenv("SSM_GEMV_TMA_MAX_M"); return e ? std::atoi(e) : 8; }();
   if (tma_env != 0 && !pipe && (tma_env == 1 || M >= 3) && M <= tma_max_m && launch_gemv_tma<WT, M>(a, s)) return;
-  // The ring GEMV (cp.async: compute capability 8.0 and later) for batch 1 on the large matrices;
-  // SSM_GEMV_RING=0|1 (measurement switch, read once).
+  // The ring GEMV (cp.async: compute capability 8.0 and later) for batches of up to
+  // SSM_GEMV_RING_MAX_M rows on the large matrices; SSM_GEMV_RING=0|1 (measurement switches, read once).
   static const int ring_env = [] { const char* e = std::getenv("SSM_GEMV_RING"); return e && *e ? (*e == '0' ? 0 : 1) : 0; }();
-  if constexpr (M == 1) {
-    if (ring_env == 1 && !pipe && gpu_info().major >= 8 &&
-        size_t(a.K) * sizeof(float) + size_t(kGemvRingP) * kGemvThreads * 16 <= kGemvMaxSmem)
-      return launch_gemv_ring<WT>(a, s);
+  static const int ring_max_m = [] { const char* e = std::getenv("SSM_GEMV_RING_MAX_M"); return e ? std::atoi(e) : 1; }();
+  if constexpr (M <= 2) {
+    if (ring_env == 1 && M <= ring_max_m && !pipe && gpu_info().major >= 8 && gemv_ring_smem(M, a.K) <= kGemvMaxSmem)
+      return launch_gemv_ring<WT, M>(a, s);
   }
   auto go = [&](auto u) {
     constexpr int U = decltype(u)::value;
