@@ -258,45 +258,6 @@ struct WStream {
       acc = 0.f;
     }
   }
-  // The same against M x rows (row m at x + m·xk): done(i, sums) gets the M dot products of row i.
-  template <int M, class Done>
-  __device__ void run_m(const float* x, int64_t xk, Done done) {
-    const int lane = threadIdx.x & 31;
-    constexpr int V = Vec<WT>::n;
-    float acc[M];
-#pragma unroll
-    for (int m = 0; m < M; m++) acc[m] = 0.f;
-    int cs = 0;
-    for (int64_t q = 0; q < nrows; q++) {
-      for (int64_t j = 0; j < VL; j++) {
-        cp_wait<P - 1>();
-        const int64_t v = lane + 32 * j;
-        if (v < KV) {
-          float wv[V];
-          Vec<WT>::widen(ring[cs * Threads + threadIdx.x], wv);
-#pragma unroll
-          for (int m = 0; m < M; m++) {
-            const float* xv = x + m * xk + v * V;
-#pragma unroll
-            for (int i = 0; i < V; i += 4) {
-              const float4 f = *reinterpret_cast<const float4*>(xv + i);
-              acc[m] = fmaf(wv[i], f.x, acc[m]);
-              acc[m] = fmaf(wv[i + 1], f.y, acc[m]);
-              acc[m] = fmaf(wv[i + 2], f.z, acc[m]);
-              acc[m] = fmaf(wv[i + 3], f.w, acc[m]);
-            }
-          }
-        }
-        issue();
-        if (++cs == P) cs = 0;
-      }
-#pragma unroll
-      for (int m = 0; m < M; m++) acc[m] = warp_sum(acc[m]);
-      done(q, acc);
-#pragma unroll
-      for (int m = 0; m < M; m++) acc[m] = 0.f;
-    }
-  }
 };
 template <class WT, int Threads, int P, class RowPtr>
 __device__ WStream<WT, Threads, P, RowPtr> make_stream(uint4* ring, RowPtr rowp, int64_t nrows, int64_t KV) {

@@ -21,8 +21,8 @@
 // fixed order, so decode stays bit-reproducible.
 //
 // Status: opt-in (SSM_CUDA_LAYER=1). On the H200 it measured slower than the separate kernels
-// (mamba-2.8b batch 1: 294 vs 382 tok/s): in_proj streams at ~3.8 TB/s here, but each grid barrier
-// costs 3–11 µs and out_proj ~8 µs (docs/cuda.md, per-phase profile).
+// (mamba-2.8b batch 1: 294 vs 382 tok/s): each grid barrier costs 3–11 µs and out_proj ~8 µs
+// (docs/cuda.md, per-phase profile).
 #include <algorithm>
 #include <cstdlib>
 #include <string>

@@ -594,54 +594,6 @@ void launch_gemv_pipe(const LinearArgs& a, size_t smem, cudaStream_t s) {
   launch("gemv", gemv_pipe_kernel<WT, M, U>, dim3(grid), dim3(kGemvThreads), smem, s, a, wpr);
 }
 
-// Batch-1 GEMV with every thread's weight loads going through its own slots of a cp.async ring in
-// shared memory (WStream, common.cuh): kGemvRingP vectors in flight per thread without holding
-// registers, so two resident blocks of 8 warps keep more bytes in flight than the register-staged
-// kernels. Warp gw of the grid (interleaved over the blocks) owns rows gw, gw + W, … ; x is staged
-// once per block (stage_x: norm, gate). Measured first inside the fused Mamba-1 layer kernel
-// (decode_layer.cu), where in_proj streamed at ~3.8 TB/s.
-constexpr int kGemvRingP = 16;
-template <class WT, int M>
-__global__ void __launch_bounds__(kGemvThreads) gemv_ring_kernel(LinearArgs a) {
-  extern __shared__ float4 smem_f4[];
-  float* xs = reinterpret_cast<float*>(smem_f4);           // (M, K), K % 8 == 0
-  uint4* ring = reinterpret_cast<uint4*>(xs + M * a.K);   // (kGemvRingP, kGemvThreads)
-  __shared__ float rs[M];
-  __shared__ float tmp[32];
-  constexpr int V = Vec<WT>::n;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t Wn = int64_t(gridDim.x) * (kGemvThreads / 32), gw = int64_t(warp) * gridDim.x + blockIdx.x;
-  const int64_t nrows = gw < a.N ? (a.N - gw + Wn - 1) / Wn : 0;
-  const WT* W = static_cast<const WT*>(a.w);
-  const int64_t K = a.K;
-  auto st = make_stream<WT, kGemvThreads, kGemvRingP>(ring, [&](int64_t i) { return W + (gw + i * Wn) * K; }, nrows, K / V);
-  st.prologue();  // weights only
-  pdl_trigger();
-  pdl_wait();  // x and y belong to the previous kernel until here
-  stage_x<M>(a, xs, rs, tmp);
-  st.template run_m<M>(xs, K, [&](int64_t i, const float* sums) {
-    if (lane == 0) {
-      const int64_t n = gw + i * Wn;
-      const float b = a.bias ? a.bias[n] : 0.f;
-#pragma unroll
-      for (int m = 0; m < M; m++) {
-        float* y = a.y + m * a.y_stride + n;
-        *y = a.accumulate ? *y + sums[m] + b : sums[m] + b;
-      }
-    }
-  });
-}
-
-size_t gemv_ring_smem(int64_t M, int64_t K) { return size_t(M * K) * sizeof(float) + size_t(kGemvRingP) * kGemvThreads * 16; }
-
-template <class WT, int M>
-void launch_gemv_ring(const LinearArgs& a, cudaStream_t s) {
-  const size_t smem = gemv_ring_smem(M, a.K);
-  const int64_t cap = gemv_capacity(gemv_ring_kernel<WT, M>, smem);
-  const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(cap, (a.N + 7) / 8)));
-  launch("gemv", gemv_ring_kernel<WT, M>, dim3(grid), dim3(kGemvThreads), smem, s, a);
-}
-
 // Loads in flight per lane for M <= 2 (larger M keep 4: more accumulators, fewer registers to
 // spare): `asked`, else SSM_GEMV_U=4|8|16 (measurement switch, read once), else the measured default:
 // 8 for the pipelined kernel; 4 for the other, and 16 for matrices of few long rows (split over several
@@ -675,14 +627,6 @@ void launch_gemv_m(const LinearArgs& a, size_t smem, cudaStream_t s, int unroll)
   static const int tma_env = [] { const char* e = std::getenv("SSM_GEMV_TMA"); return e && *e ? (*e == '0' ? 0 : 1) : -1; }();
   static const int tma_max_m = [] { const char* e = std::getenv("SSM_GEMV_TMA_MAX_M"); return e ? std::atoi(e) : 8; }();
   if (tma_env != 0 && !pipe && (tma_env == 1 || M >= 3) && M <= tma_max_m && launch_gemv_tma<WT, M>(a, s)) return;
-  // The ring GEMV (cp.async: compute capability 8.0 and later) for batches of up to
-  // SSM_GEMV_RING_MAX_M rows on the large matrices; SSM_GEMV_RING=0|1 (measurement switches, read once).
-  static const int ring_env = [] { const char* e = std::getenv("SSM_GEMV_RING"); return e && *e ? (*e == '0' ? 0 : 1) : 0; }();
-  static const int ring_max_m = [] { const char* e = std::getenv("SSM_GEMV_RING_MAX_M"); return e ? std::atoi(e) : 1; }();
-  if constexpr (M <= 2) {
-    if (ring_env == 1 && M <= ring_max_m && !pipe && gpu_info().major >= 8 && gemv_ring_smem(M, a.K) <= kGemvMaxSmem)
-      return launch_gemv_ring<WT, M>(a, s);
-  }
   auto go = [&](auto u) {
     constexpr int U = decltype(u)::value;
     if (pipe) launch_gemv_pipe<WT, M, U>(a, smem, s);
