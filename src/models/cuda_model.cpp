@@ -354,7 +354,7 @@ class CudaLM final : public Model {
     }
     if (decode && c_.arch == Arch::Mamba1) {
       b.part = f(kc::mamba1_layer_part_floats(E, c_.d_state, c_.dt_rank));
-      b.bar = static_cast<unsigned*>(arena_.alloc(layers_.size() * sizeof(unsigned), what));
+      b.bar = static_cast<unsigned*>(arena_.alloc(std::max<size_t>(1, layers_.size()) * sizeof(unsigned), what));
     }
     if (!decode && wt_ != DType::F32) b.yh = arena_.alloc(size_t(T * E) * 2, what);  // out_proj's (Mamba-1: and x_proj's) input
     return b;
