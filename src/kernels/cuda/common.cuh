@@ -186,26 +186,29 @@ void launch(const char* what, void (*kernel)(KArgs...), dim3 grid, dim3 block, s
   check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), what);
 }
 
-
-// ---- streaming a warp's weight rows through shared memory (decode GEMVs) ----
+// ---- decode GEMV pieces: dot products with staged x, weight streams through shared memory ----
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
 
-// acc + the 16-byte weight vector `raw` (widened) · xv[0, V) (x in shared memory, 16-byte aligned).
-template <class WT>
-__device__ __forceinline__ float dot_vec(uint4 raw, const float* xv, float acc) {
+// acc[m] += the 16-byte weight vector `raw` (widened) · its staged x elements: for vector v of a
+// row, xv = xs + v·V, or with the planar layout (stage_x<M, true>) xv = xs + 4v, the second half
+// K/2 further; row m of x is m·K further.
+template <class WT, int M, bool Planar = false>
+__device__ __forceinline__ void fma_vec(uint4 raw, const float* xv, int64_t K, float* acc) {
   constexpr int V = Vec<WT>::n;
   float wv[V];
   Vec<WT>::widen(raw, wv);
 #pragma unroll
-  for (int i = 0; i < V; i += 4) {
-    const float4 q = *reinterpret_cast<const float4*>(xv + i);
-    acc = fmaf(wv[i], q.x, acc);
-    acc = fmaf(wv[i + 1], q.y, acc);
-    acc = fmaf(wv[i + 2], q.z, acc);
-    acc = fmaf(wv[i + 3], q.w, acc);
+  for (int m = 0; m < M; m++) {
+#pragma unroll
+    for (int i = 0; i < V; i += 4) {
+      const float4 q = *reinterpret_cast<const float4*>(xv + m * K + (Planar ? (i ? K / 2 : 0) : i));
+      acc[m] = fmaf(wv[i], q.x, acc[m]);
+      acc[m] = fmaf(wv[i + 1], q.y, acc[m]);
+      acc[m] = fmaf(wv[i + 2], q.z, acc[m]);
+      acc[m] = fmaf(wv[i + 3], q.w, acc[m]);
+    }
   }
-  return acc;
 }
 
 // cp.async of 16 bytes into shared memory (L2 only), one commit group per call of cp_commit.
@@ -244,18 +247,18 @@ struct WStream {
   template <class Done>
   __device__ void run(const float* x, Done done) {
     const int lane = threadIdx.x & 31;
-    float acc = 0.f;
+    float acc[1] = {0.f};
     int cs = 0;
     for (int64_t q = 0; q < nrows; q++) {
       for (int64_t j = 0; j < VL; j++) {
         cp_wait<P - 1>();
         const int64_t v = lane + 32 * j;
-        if (v < KV) acc = dot_vec<WT>(ring[cs * Threads + threadIdx.x], x + v * Vec<WT>::n, acc);
+        if (v < KV) fma_vec<WT, 1>(ring[cs * Threads + threadIdx.x], x + v * Vec<WT>::n, KV * Vec<WT>::n, acc);
         issue();
         if (++cs == P) cs = 0;
       }
-      done(q, warp_sum(acc));
-      acc = 0.f;
+      done(q, warp_sum(acc[0]));
+      acc[0] = 0.f;
     }
   }
 };
@@ -263,7 +266,6 @@ template <class WT, int Threads, int P, class RowPtr>
 __device__ WStream<WT, Threads, P, RowPtr> make_stream(uint4* ring, RowPtr rowp, int64_t nrows, int64_t KV) {
   return WStream<WT, Threads, P, RowPtr>{ring, rowp, nrows, KV, (KV + 31) / 32};
 }
-
 
 inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }
 

@@ -229,27 +229,10 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
     const int64_t j = it / S, s = it - j * S;
     const int64_t c0 = s * EV / S, c1 = (s + 1) * EV / S;
     const WT* w = Wx + j * E;
-    float acc = 0.f;
-#pragma unroll
-    for (int u = 0; u < kLBp; u++) {
-      const int64_t v = c0 + lane + 32 * u;
-      if (v < c1) {
-        const uint4 r = it == gw ? xw[u] : Vec<WT>::raw(w + v * V);
-        float wv[V];
-        Vec<WT>::widen(r, wv);
-#pragma unroll
-        for (int q = 0; q < V; q += 4) {
-          const float4 f = __ldcg(reinterpret_cast<const float4*>(p.xc + v * V + q));
-          acc = fmaf(wv[q], f.x, acc);
-          acc = fmaf(wv[q + 1], f.y, acc);
-          acc = fmaf(wv[q + 2], f.z, acc);
-          acc = fmaf(wv[q + 3], f.w, acc);
-        }
-      }
-    }
-    for (int64_t v = c0 + lane + 32 * kLBp; v < c1; v += 32) {  // pieces longer than kLBp vectors per lane
+    // acc + weight vector r · xc[v·V, v·V + V) (xc written by other blocks: read from L2).
+    auto dot_xc = [&](uint4 r, int64_t v, float acc) {
       float wv[V];
-      Vec<WT>::widen(Vec<WT>::raw(w + v * V), wv);
+      Vec<WT>::widen(r, wv);
 #pragma unroll
       for (int q = 0; q < V; q += 4) {
         const float4 f = __ldcg(reinterpret_cast<const float4*>(p.xc + v * V + q));
@@ -258,7 +241,15 @@ __global__ void __launch_bounds__(kLThreads, 1) mamba1_layer_kernel(Mamba1LayerP
         acc = fmaf(wv[q + 2], f.z, acc);
         acc = fmaf(wv[q + 3], f.w, acc);
       }
+      return acc;
+    };
+    float acc = 0.f;
+#pragma unroll
+    for (int u = 0; u < kLBp; u++) {
+      const int64_t v = c0 + lane + 32 * u;
+      if (v < c1) acc = dot_xc(it == gw ? xw[u] : Vec<WT>::raw(w + v * V), v, acc);
     }
+    for (int64_t v = c0 + lane + 32 * kLBp; v < c1; v += 32) acc = dot_xc(Vec<WT>::raw(w + v * V), v, acc);  // longer pieces
     const float sum = warp_sum(acc);
     if (lane == 0) p.part[it] = sum;
   }
@@ -337,6 +328,9 @@ struct LayerLaunch {
   int grid = 0;
 };
 
+// Column pieces per x_proj row: one grid warp per piece, pieces of at least 32 vectors (EV: vectors per row).
+int64_t xproj_pieces(int64_t sms, int64_t RN, int64_t EV) { return std::max<int64_t>(1, std::min<int64_t>(sms * kLWarps / RN, EV / 32)); }
+
 template <class WT, bool SBF>
 LayerLaunch plan_t(const Mamba1LayerParams& p) {
   LayerLaunch l;
@@ -356,7 +350,6 @@ LayerLaunch plan_t(const Mamba1LayerParams& p) {
   if (p.D % V || p.E % V || p.D % 4 || p.E % 4) return fail("d_model and d_inner must be multiples of 8");
   if (p.D > int64_t(kLHv) * 4 * kLThreads) return fail("d_model above 8192");
   if (p.R < 1 || p.R > int64_t(kLMaxRK) * kLGs) return fail("dt_rank must be 1..256");
-  const int64_t GW = int64_t(sms) * kLWarps;
   if ((p.E + sms - 1) / sms > kLMaxCh) return fail("more than 64 channels per SM (d_inner too large for this GPU)");
   for (const void* q : {p.in_w, p.x_w, p.out_w, static_cast<const void*>(p.h), static_cast<const void*>(p.y),
                         static_cast<const void*>(p.xc)})
@@ -365,7 +358,7 @@ LayerLaunch plan_t(const Mamba1LayerParams& p) {
   g.act = (std::max(p.D, p.E) + 3) / 4 * 4;
   const int64_t RN = p.R + 2 * p.N;
   g.rn_pad = (RN + 3) / 4 * 4;
-  g.S = std::max<int64_t>(1, std::min<int64_t>(GW / RN, p.E / V / 32));
+  g.S = xproj_pieces(sms, RN, p.E / V);
   const int64_t fixed = (g.act + g.rn_pad) * 4;
   l.smem = size_t(fixed) + size_t(kLP) * kLThreads * 16;
   if (l.smem > size_t(optin)) return fail("d_model/d_inner too large for shared memory");
@@ -399,8 +392,7 @@ int64_t mamba1_layer_part_floats(int64_t E, int64_t N, int64_t R) {
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
   const int64_t RN = R + 2 * N;
-  const int64_t S = std::max<int64_t>(1, std::min<int64_t>(int64_t(sms) * kLWarps / RN, E / 4 / 32));
-  return RN * S;
+  return RN * xproj_pieces(sms, RN, E / 4);  // f32 weights (4 per vector) give the most pieces
 }
 
 void mamba1_layer_step(const Mamba1LayerParams& p, cudaStream_t s) {

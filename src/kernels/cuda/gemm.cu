@@ -188,27 +188,6 @@ __device__ __forceinline__ void stage_x(const LinearArgs& a, float* xs, float* r
   }
 }
 
-// acc[m] += the 16-byte weight vector `raw` (widened) · its staged x elements: for vector v of a
-// row, xv = xs + v·V, or with the planar layout (stage_x<M, true>) xv = xs + 4v, the second half
-// K/2 further; row m of x is m·K further.
-template <class WT, int M, bool Planar = false>
-__device__ __forceinline__ void fma_vec(uint4 raw, const float* xv, int64_t K, float* acc) {
-  constexpr int V = Vec<WT>::n;
-  float wv[V];
-  Vec<WT>::widen(raw, wv);
-#pragma unroll
-  for (int m = 0; m < M; m++) {
-#pragma unroll
-    for (int i = 0; i < V; i += 4) {
-      const float4 q = *reinterpret_cast<const float4*>(xv + m * K + (Planar ? (i ? K / 2 : 0) : i));
-      acc[m] = fmaf(wv[i], q.x, acc[m]);
-      acc[m] = fmaf(wv[i + 1], q.y, acc[m]);
-      acc[m] = fmaf(wv[i + 2], q.z, acc[m]);
-      acc[m] = fmaf(wv[i + 3], q.w, acc[m]);
-    }
-  }
-}
-
 // The decode GEMV proper (M <= 8, K*M*4 bytes of x fit in shared memory). x is staged once per block
 // in shared memory, already RMS-normalised and multiplied by the norm weight, so the weight stream is
 // the only global traffic in the loop. The grid is persistent (as many blocks as fit at once), so the
