@@ -445,13 +445,32 @@ class CudaLM final : public Model {
   void mamba1_prefill(const DLayer& l, int64_t T, float* st) {
     const int64_t D = c_.d_model, E = c_.d_inner, N = c_.d_state, R = c_.dt_rank, K = c_.d_conv, RN = R + 2 * N;
     Bufs& b = pre_;
-    linear(l.in_proj, b.h, T, D, b.proj, 2 * E, l.norm_w);  // (T, 2E): x | z
     const kernels::ScanParams sp{T, E, N, b.xc, E, b.delta, E, l.dt_bias, l.A, b.dbc + R, RN, b.dbc + R + N, RN, l.D, b.proj + E,
                                  2 * E, st + (K - 1) * E, b.y, E};
     // bf16/f16 weights: the conv also writes x_proj's input and the single-pass scan writes out_proj's
     // input in the weight dtype (b.yh holds one, then the other), so no conversion kernel runs.
     const bool half = b.yh && T > kc::Blas::kGemvMaxM && !fuse_off_ && l.x_proj.t != DType::F32 && l.x_proj.t == l.out_proj.t &&
                       kc::selective_scan_warp_enabled() && kc::selective_scan_warp_ok(sp, b.yh, E);
+    // And without an in_proj bias: in_proj writes x | z in the weight dtype (as transformers' and
+    // mamba_ssm's 16-bit models hold them), the conv reads x and writes u in it, the scan reads u and z
+    // in it. x | z sits in the first half of the f32 proj buffer, u in the f32 xc buffer.
+    void* xz = b.proj;
+    void* u = b.xc;
+    const size_t es = 2;
+    if (half && half_io_ && !l.in_proj.b && l.in_proj.t == l.x_proj.t &&
+        kc::selective_scan_warp_ok(sp, b.yh, E, u, static_cast<char*>(xz) + E * es)) {
+      kc::LinearArgs a{T, 2 * E, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, 2 * E, l.norm_w, c_.norm_eps, false};
+      a.y_half = xz;
+      blas_.linear(a, stream_);
+      kc::causal_conv1d({T, E, K, nullptr, 2 * E, l.conv_w, l.conv_b, st, true, nullptr, E}, stream_, u, l.x_proj.t, xz);
+      linear_h(l.x_proj, u, T, E, b.dbc, RN);
+      if (c_.bcdt_rms) bcdt_norms(b.dbc, T);
+      linear(l.dt_proj, b.dbc, T, RN, b.delta, E);
+      kc::selective_scan_warp(sp, stream_, b.yh, l.out_proj.t, E, u, static_cast<char*>(xz) + E * es);
+      linear_h(l.out_proj, b.yh, T, E, b.h, D, /*acc=*/true);
+      return;
+    }
+    linear(l.in_proj, b.h, T, D, b.proj, 2 * E, l.norm_w);  // (T, 2E): x | z
     kc::causal_conv1d({T, E, K, b.proj, 2 * E, l.conv_w, l.conv_b, st, true, b.xc, E}, stream_, half ? b.yh : nullptr, l.x_proj.t);
     if (half) linear_h(l.x_proj, b.yh, T, E, b.dbc, RN);
     else linear(l.x_proj, b.xc, T, E, b.dbc, RN);  // (T, R+2N): δ | B | C
@@ -682,6 +701,8 @@ class CudaLM final : public Model {
   std::map<int64_t, cudaGraphExec_t> graphs_;
   int layer_ok_ = -1;  // layer_kernel_ok(), decided once
   const bool fuse_off_ = [] { const char* e = std::getenv("SSM_CUDA_NOFUSE"); return e && *e && *e != '0'; }();
+  // SSM_CUDA_M1_HALF_IO=0: Mamba-1 prefill keeps x | z and the conv output in f32 (A/B switch).
+  const bool half_io_ = [] { const char* e = std::getenv("SSM_CUDA_M1_HALF_IO"); return !(e && *e == '0'); }();
   const bool fuse_xproj_ = [] { const char* e = std::getenv("SSM_CUDA_FUSE_XPROJ"); return e && *e && *e != '0'; }();
 };
 

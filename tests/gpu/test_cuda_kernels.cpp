@@ -170,6 +170,26 @@ TEST(CudaKernels, ConvPrefillAndStep) {
     for (size_t i = 0; i < raw.size(); i++) got[i] = bf16_to_f32(raw[i]);
     EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << "L=" << L << " K=" << K << " with the bf16 copy";
     EXPECT_LT(rel_err(got, ref), 4e-3f) << "bf16 copy L=" << L << " K=" << K;
+    // x read in bf16 and f16 (in_proj's output in the weight dtype), only the half output written: the
+    // reference is the f32 conv of the rounded x, so the window must match it exactly and y within
+    // one rounding of the output.
+    for (DType t : {DType::BF16, DType::F16}) {
+      std::vector<uint16_t> x16(x.size());
+      std::vector<float> xr(x.size()), ref_r(ref.size()), rst_r = st;
+      for (size_t i = 0; i < x.size(); i++) {
+        x16[i] = t == DType::BF16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
+        xr[i] = t == DType::BF16 ? bf16_to_f32(x16[i]) : f16_to_f32(x16[i]);
+      }
+      kr::causal_conv1d({L, C, K, xr.data(), xs, w.data(), b.data(), rst_r.data(), true, ref_r.data(), C});
+      DevBuf<uint16_t> dx16(x16), out16(static_cast<size_t>(L * C));
+      ds.upload(st);
+      kc::causal_conv1d({L, C, K, nullptr, xs, dw.p, db.p, ds.p, true, nullptr, C}, nullptr, out16.p, t, dx16.p);
+      const auto r16 = out16.host();
+      std::vector<float> g16(r16.size());
+      for (size_t i = 0; i < r16.size(); i++) g16[i] = t == DType::BF16 ? bf16_to_f32(r16[i]) : f16_to_f32(r16[i]);
+      EXPECT_LT(rel_err(g16, ref_r), t == DType::BF16 ? 4e-3f : 6e-4f) << "half x L=" << L << " K=" << K;
+      EXPECT_LT(rel_err(ds.host(), rst_r), 1e-7f) << "state, half x, L=" << L << " K=" << K;
+    }
   }
   // Step: 3 sequences in slots 2, 0, 1 of a pool with slot stride S.
   const int64_t B = 3, C = 130, K = 4, S = 1000;
@@ -260,6 +280,25 @@ TEST(CudaKernels, SelectiveScanPrefill) {
         for (size_t i = 0; i < raw.size(); i++) got[i] = t == DType::BF16 ? bf16_to_f32(raw[i]) : f16_to_f32(raw[i]);
         EXPECT_LT(rel_err(got, ref), t == DType::BF16 ? 4e-3f : 6e-4f) << "warp scan, half y, L=" << L << " N=" << N;
         EXPECT_LT(rel_err(dh.host(), rh), 2e-5f) << "warp scan state, half y";
+        // u and z read in the same half dtype (in_proj's and the conv's outputs kept in it): against
+        // the reference run on the rounded u and z, the same bounds.
+        std::vector<uint16_t> u16(u.size()), z16(z.size());
+        std::vector<float> ur(u.size()), zr(z.size()), ref_r(ref.size()), rh_r = h;
+        auto rnd = [&](float v, uint16_t& o) {
+          o = t == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+          return t == DType::BF16 ? bf16_to_f32(o) : f16_to_f32(o);
+        };
+        for (size_t i = 0; i < u.size(); i++) ur[i] = rnd(u[i], u16[i]), zr[i] = rnd(z[i], z16[i]);
+        kr::selective_scan({L, E, N, ur.data(), E, dl.data(), E, bias.data(), A.data(), Bm.data(), N, Cm.data(), N, D.data(),
+                            zr.data(), E, rh_r.data(), ref_r.data(), E});
+        DevBuf<uint16_t> du16(u16), dz16(z16);
+        dh.upload(h);
+        ASSERT_TRUE(kc::selective_scan_warp_ok(sp, yh.p, E, du16.p, dz16.p));
+        kc::selective_scan_warp(sp, nullptr, yh.p, t, E, du16.p, dz16.p);
+        const auto raw2 = yh.host();
+        for (size_t i = 0; i < raw2.size(); i++) got[i] = t == DType::BF16 ? bf16_to_f32(raw2[i]) : f16_to_f32(raw2[i]);
+        EXPECT_LT(rel_err(got, ref_r), t == DType::BF16 ? 4e-3f : 6e-4f) << "warp scan, half u z y, L=" << L << " N=" << N;
+        EXPECT_LT(rel_err(dh.host(), rh_r), 2e-5f) << "warp scan state, half u z y";
       }
     } else {
       EXPECT_TRUE(N % 4 != 0 || N > 16 || E % 8 != 0) << "the warp scan should serve N=" << N << " E=" << E;

@@ -4,6 +4,7 @@
 // Step: one thread per (sequence, channel) does window shift, conv and activation in registers.
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
@@ -16,8 +17,10 @@ constexpr int kMaxK = 8;
 // grid (ceil(C / 256), ceil(L / kRun)): a thread walks kRun consecutive steps of one channel with
 // the taps and the last K-1 inputs in registers, so each input is loaded once, not K times.
 constexpr int kRun = 16;
-template <int K>
-__global__ void conv_prefill_kernel(ConvParams p, void* y_half, DType yt) {
+// XT: the input's element type (f32, or the weight dtype when in_proj wrote x in it); y (f32) is
+// skipped when null, y_half (bf16/f16, type yt) when null.
+template <int K, class XT>
+__global__ void conv_prefill_kernel(ConvParams p, const XT* x, void* y_half, DType yt) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, t0 = int64_t(blockIdx.y) * kRun;
   if (c >= p.C) return;
   float w[K], win[K];
@@ -26,31 +29,32 @@ __global__ void conv_prefill_kernel(ConvParams p, void* y_half, DType yt) {
 #pragma unroll
   for (int k = 0; k < K - 1; k++) {  // inputs at t0-(K-1) .. t0-1
     const int64_t j = t0 - (K - 1) + k;
-    win[k] = j < 0 ? p.state[(K - 1 + j) * p.C + c] : p.x[j * p.x_stride + c];
+    win[k] = j < 0 ? p.state[(K - 1 + j) * p.C + c] : to_f32(x[j * p.x_stride + c]);
   }
   const float b = p.bias ? p.bias[c] : 0.f;
   const int64_t t1 = min(p.L, t0 + kRun);
   for (int64_t t = t0; t < t1; t++) {
-    win[K - 1] = p.x[t * p.x_stride + c];
+    win[K - 1] = to_f32(x[t * p.x_stride + c]);
     float acc = b;
 #pragma unroll
     for (int k = 0; k < K; k++) acc = fmaf(w[k], win[k], acc);
     const float v = p.silu ? silu_d(acc) : acc;
-    p.y[t * p.y_stride + c] = v;
+    if (p.y) p.y[t * p.y_stride + c] = v;
     if (y_half) st_half(y_half, yt, t * p.y_stride + c, v);
 #pragma unroll
     for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
   }
 }
 
-__global__ void conv_state_kernel(ConvParams p) {
+template <class XT>
+__global__ void conv_state_kernel(ConvParams p, const XT* x) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= p.C) return;
   const int64_t K = p.K, L = p.L;
   float nw[kMaxK];
   for (int64_t k = 0; k < K - 1; k++) {  // new window = last K-1 of [old window | x]
     const int64_t j = L - (K - 1) + k;
-    nw[k] = j < 0 ? p.state[(K - 1 + j) * p.C + c] : p.x[j * p.x_stride + c];
+    nw[k] = j < 0 ? p.state[(K - 1 + j) * p.C + c] : to_f32(x[j * p.x_stride + c]);
   }
   for (int64_t k = 0; k < K - 1; k++) p.state[k * p.C + c] = nw[k];
 }
@@ -226,21 +230,28 @@ void conv_xproj_step(const ConvXprojParams& p, cudaStream_t s) {
   }
 }
 
-void causal_conv1d(const ConvParams& p, cudaStream_t s, void* y_half, DType t) {
+void causal_conv1d(const ConvParams& p, cudaStream_t s, void* y_half, DType t, const void* x_half) {
   if (p.K > kMaxK) throw Error("causal_conv1d: conv width " + std::to_string(p.K) + " exceeds " + std::to_string(kMaxK));
   if (p.L <= 0) return;
   if (p.L > 65535 * int64_t(kRun)) throw Error("causal_conv1d: a block of more than 1M tokens (internal)");
+  if (!p.y && !y_half) throw Error("causal_conv1d: no output (internal)");
   const dim3 grid(blocks_for(p.C, 256), blocks_for(p.L, kRun));
-  switch (p.K) {
-#define SSM_CONV_CASE(k) case k: conv_prefill_kernel<k><<<grid, 256, 0, s>>>(p, y_half, t); break;
-    SSM_CONV_CASE(1) SSM_CONV_CASE(2) SSM_CONV_CASE(3) SSM_CONV_CASE(4)
-    SSM_CONV_CASE(5) SSM_CONV_CASE(6) SSM_CONV_CASE(7) SSM_CONV_CASE(8)
+  auto go = [&](const auto* x) {
+    using XT = std::remove_cv_t<std::remove_pointer_t<decltype(x)>>;
+    switch (p.K) {
+#define SSM_CONV_CASE(k) case k: conv_prefill_kernel<k, XT><<<grid, 256, 0, s>>>(p, x, y_half, t); break;
+      SSM_CONV_CASE(1) SSM_CONV_CASE(2) SSM_CONV_CASE(3) SSM_CONV_CASE(4)
+      SSM_CONV_CASE(5) SSM_CONV_CASE(6) SSM_CONV_CASE(7) SSM_CONV_CASE(8)
 #undef SSM_CONV_CASE
-    default: break;
-  }
-  SSM_CUDA_LAUNCH_CHECK("causal_conv1d");
-  if (p.K > 1) conv_state_kernel<<<blocks_for(p.C, 256), 256, 0, s>>>(p);
-  SSM_CUDA_LAUNCH_CHECK("causal_conv1d state");
+      default: break;
+    }
+    SSM_CUDA_LAUNCH_CHECK("causal_conv1d");
+    if (p.K > 1) conv_state_kernel<XT><<<blocks_for(p.C, 256), 256, 0, s>>>(p, x);
+    SSM_CUDA_LAUNCH_CHECK("causal_conv1d state");
+  };
+  if (!x_half) go(p.x);
+  else if (t == DType::F16) go(static_cast<const __half*>(x_half));
+  else go(static_cast<const __nv_bfloat16*>(x_half));
 }
 
 void causal_conv1d_step(const ConvStepParams& p, cudaStream_t s) {

@@ -52,6 +52,9 @@ struct LinearArgs {
   // cuBLASLt path only (M > 8, bf16/f16 weights, no norm_w): x already in the weight dtype, row stride
   // x_stride (used instead of x; the conversion kernel is skipped).
   const void* x_half = nullptr;
+  // cuBLASLt path only (M > 8, bf16/f16 weights, no bias, no accumulate): the product is written here
+  // in the weight dtype, row stride y_stride, instead of to y (which may then be null).
+  void* y_half = nullptr;
 };
 
 // Row-major strided-batched product on the tensor cores: for each b < batch,
@@ -86,13 +89,14 @@ class Blas {
   static void destroy(Plan* p);
   // A cuBLASLt preference: this workspace, and the operands' alignments (0: not stated).
   void* preference(uint32_t align_a, uint32_t align_b, uint32_t align_c) const;
-  Plan& plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, uint32_t align_b, uint32_t align_c);
+  Plan& plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, uint32_t align_b, uint32_t align_c,
+             bool out_half);
   void* handle_ = nullptr;
   void* ws_ = nullptr;
   size_t ws_bytes_ = 0;
   void* xbuf_ = nullptr;
   size_t xbuf_bytes_ = 0;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t, int64_t>, Plan*> plans_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t, int64_t, bool>, Plan*> plans_;
   std::map<std::vector<int64_t>, Plan*> batched_plans_;
 };
 
@@ -123,8 +127,10 @@ void add_bias(float* y, int64_t M, int64_t N, int64_t y_stride, const float* bia
 
 // ---- conv1d.cu --------------------------------------------------------------------------------------
 // Prefill of one sequence: ConvParams with device pointers (state advanced). With y_half, y is also
-// written there in bf16 (f16 when t is F16), same row stride: the next GEMM's input.
-void causal_conv1d(const ConvParams& p, cudaStream_t stream, void* y_half = nullptr, DType t = DType::BF16);
+// (p.y null: only) written there in bf16 (f16 when t is F16), same row stride: the next GEMM's input.
+// With x_half, x is read from there in t, row stride p.x_stride (p.x unused).
+void causal_conv1d(const ConvParams& p, cudaStream_t stream, void* y_half = nullptr, DType t = DType::BF16,
+                   const void* x_half = nullptr);
 void causal_conv1d_step(const ConvStepParams& p, cudaStream_t stream);
 // Mamba-1 decode, conv step fused with x_proj: xc = silu(conv step) as above, then dbc (B, RN) += xc · Wxᵀ
 // for Wx (RN, C), split over channel slices that add their partial sums atomically, so dbc must be
@@ -156,11 +162,14 @@ void selective_scan(const ScanParams& p, cudaStream_t stream, float* work = null
 // aligned operands and strides (selective_scan_warp_ok); selective_scan takes it when the chunk count
 // is automatic, unless SSM_CUDA_SCAN=chunked (selective_scan_warp_enabled). With y_half (bf16, or f16
 // when t is F16; row stride y_half_stride) the outputs are written there instead of p.y: the next
-// GEMM's input, so no conversion kernel runs between them.
-bool selective_scan_warp_ok(const ScanParams& p, const void* y_half = nullptr, int64_t y_half_stride = 0);
+// GEMM's input, so no conversion kernel runs between them. With u_half (needs y_half) u and z are read
+// in that dtype from u_half and z_half (null: no gate), strides p.u_stride and p.z_stride, instead
+// of p.u and p.z: the conv's and in_proj's outputs kept in the weight dtype.
+bool selective_scan_warp_ok(const ScanParams& p, const void* y_half = nullptr, int64_t y_half_stride = 0,
+                            const void* u_half = nullptr, const void* z_half = nullptr);
 bool selective_scan_warp_enabled();
 void selective_scan_warp(const ScanParams& p, cudaStream_t stream, void* y_half = nullptr, DType t = DType::BF16,
-                         int64_t y_half_stride = 0);
+                         int64_t y_half_stride = 0, const void* u_half = nullptr, const void* z_half = nullptr);
 // One token for B sequences, fused: [weightless RMSNorm of δ, B, C] → Δ = softplus(dt_proj·δ + dt_bias)
 // → h = exp(ΔA)h + ΔBu → y = (C·h + D·u)·silu(z).
 struct Mamba1StepParams {

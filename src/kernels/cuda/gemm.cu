@@ -737,8 +737,8 @@ void* Blas::preference(uint32_t align_a, uint32_t align_b, uint32_t align_c) con
 }
 
 Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, uint32_t align_b,
-                       uint32_t align_c) {
-  auto key = std::make_tuple(M, N, K, int(t), ldb, ldc, int64_t(align_b) << 16 | align_c);
+                       uint32_t align_c, bool out_half) {
+  auto key = std::make_tuple(M, N, K, int(t), ldb, ldc, int64_t(align_b) << 16 | align_c, out_half);
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
   auto* p = new Plan;
   const cudaDataType_t ct = cuda_type(t);
@@ -749,7 +749,7 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
   // Column-major view: Y^T (N, M) = W^T(N, K) · X^T (K, M), with W stored (N, K) row-major = (K, N) col-major.
   check_lt(cublasLtMatrixLayoutCreate(&p->A, ct, uint64_t(K), uint64_t(N), K), "layout A");
   check_lt(cublasLtMatrixLayoutCreate(&p->B, ct, uint64_t(K), uint64_t(M), ldb), "layout B");
-  check_lt(cublasLtMatrixLayoutCreate(&p->C, CUDA_R_32F, uint64_t(N), uint64_t(M), ldc), "layout C");
+  check_lt(cublasLtMatrixLayoutCreate(&p->C, out_half ? ct : CUDA_R_32F, uint64_t(N), uint64_t(M), ldc), "layout C");
   auto pref = static_cast<cublasLtMatmulPreference_t>(preference(0, align_b, align_c));
   // Decode-sized products (M <= 256) take the best-ranked of the first 8 heuristic results that does
   // not split K (no separate reduction kernel), if any: the heuristic's first choice split out_proj
@@ -783,10 +783,12 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
 void Blas::linear(const LinearArgs& a, cudaStream_t s) {
   if (a.M <= 0 || a.N <= 0) return;
   if (a.M <= kGemvMaxM) {
-    if (a.x_half) throw Error("linear: a half-precision x is only for M > 8 (internal)");
+    if (a.x_half || a.y_half) throw Error("linear: half-precision x or y is only for M > 8 (internal)");
     return gemv(a, s);
   }
   if (a.gate) throw Error("linear: a gated input is only supported for M <= 8 (internal)");
+  if (a.y_half && (a.w_dtype == DType::F32 || a.bias || a.accumulate))
+    throw Error("linear: a half-precision y needs bf16/f16 weights, no bias and no accumulation (internal)");
   const void* xb = a.x;
   int64_t ldb = a.x_stride;
   if (a.x_half) {
@@ -806,9 +808,10 @@ void Blas::linear(const LinearArgs& a, cudaStream_t s) {
     xb = xbuf_;
     ldb = a.K;
   }
-  Plan& p = plan(a.M, a.N, a.K, a.w_dtype, ldb, a.y_stride, alignment(xb), alignment(a.y));
+  void* y = a.y_half ? a.y_half : static_cast<void*>(a.y);
+  Plan& p = plan(a.M, a.N, a.K, a.w_dtype, ldb, a.y_stride, alignment(xb), alignment(y), a.y_half != nullptr);
   const float alpha = 1.f, beta = a.accumulate ? 1.f : 0.f;
-  check_lt(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), p.op, &alpha, a.w, p.A, xb, p.B, &beta, a.y, p.C, a.y,
+  check_lt(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), p.op, &alpha, a.w, p.A, xb, p.B, &beta, y, p.C, y,
                           p.C, &p.algo, ws_, ws_bytes_, s),
            "matmul");
   if (a.bias) add_bias(a.y, a.M, a.N, a.y_stride, a.bias, s);

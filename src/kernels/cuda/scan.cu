@@ -802,10 +802,23 @@ __device__ __forceinline__ float at(const float4& v, int i) { return (&v.x)[i]; 
 template <int NS>
 constexpr size_t warp_scan_smem_bytes() { return (size_t(2 * kWCh + 2 * NS) * kWP + kWCh * 16 * 2) * sizeof(float); }
 
-// S: states scanned together (N % 4 == 0, so 1 or 2 divides it); 3 blocks per SM (at 4, the
-// register cap of 64 spills and measured 11% slower on H200, mamba-2.8b pp2048).
-template <int NS, class OT, int S>
-__global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, OT* out, int64_t out_stride) {
+// S: states scanned together (N % 4 == 0, so 1 or 2 divides it; 2 measured equal on the H200, so the
+// launcher builds 1); 3 blocks per SM (at 4, the register cap of 64 spills and measured 11% slower
+// on H200, mamba-2.8b pp2048).
+// IT: the element type of u and z (f32, or bf16/f16 when in_proj and the conv wrote them in the
+// weight dtype; then u_in and z_in replace p.u and p.z, same strides).
+template <class T> __device__ __forceinline__ float4 ldg4_in(const T* p);
+template <> __device__ __forceinline__ float4 ldg4_in<float>(const float* p) { return ldg4(p); }
+template <class T> __device__ __forceinline__ float4 ldg4_in(const T* p) {
+  const uint2 r = __ldg(reinterpret_cast<const uint2*>(p));
+  using P2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+  const float2 a = pair_to_float2(*reinterpret_cast<const P2*>(&r.x)), b = pair_to_float2(*reinterpret_cast<const P2*>(&r.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+template <int NS, class OT, int S, class IT>
+__global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, OT* out, int64_t out_stride, const IT* u_in,
+                                                                 const IT* z_in) {
   extern __shared__ __align__(16) float sm[];
   float* Ts = sm;                // [kWCh][kWP]: Δ·log2(e), then the outputs
   float* Us = Ts + kWCh * kWP;   // [kWCh][kWP]: Δ·u
@@ -833,7 +846,7 @@ __global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, O
       for (int k = 0; k < 2; k++) {
         const int64_t t = t0 + crow + 128 * k;
         const bool in = t < p.L;
-        u4[k] = in ? ldg4(p.u + t * p.u_stride + e0 + 4 * cq) : z4;
+        u4[k] = in ? ldg4_in(u_in + t * p.u_stride + e0 + 4 * cq) : z4;
         d4[k] = in ? ldg4(p.delta + t * p.delta_stride + e0 + 4 * cq) : z4;
       }
 #pragma unroll
@@ -937,12 +950,12 @@ __global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, O
 #pragma unroll
         for (int j = 0; j < 4; j++) at(v, j) = Ts[(4 * cq + j) * kWP + pos];
         if (p.D) {
-          const float4 u = ldg4(p.u + t * p.u_stride + e0 + 4 * cq), D = ldg4(p.D + e0 + 4 * cq);
+          const float4 u = ldg4_in(u_in + t * p.u_stride + e0 + 4 * cq), D = ldg4(p.D + e0 + 4 * cq);
 #pragma unroll
           for (int j = 0; j < 4; j++) at(v, j) = fmaf(at(D, j), at(u, j), at(v, j));
         }
-        if (p.z) {
-          const float4 z = ldg4(p.z + t * p.z_stride + e0 + 4 * cq);
+        if (z_in) {
+          const float4 z = ldg4_in(z_in + t * p.z_stride + e0 + 4 * cq);
 #pragma unroll
           for (int j = 0; j < 4; j++) at(v, j) *= silu_d(at(z, j));
         }
@@ -975,12 +988,18 @@ int64_t max_chunks(int64_t L) { return std::max<int64_t>(1, std::min<int64_t>(kS
 
 }  // namespace
 
-bool selective_scan_warp_ok(const ScanParams& p, const void* y_half, int64_t y_half_stride) {
-  auto a16 = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
+bool selective_scan_warp_ok(const ScanParams& p, const void* y_half, int64_t y_half_stride, const void* u_half,
+                            const void* z_half) {
+  auto al = [](const void* q, uintptr_t n) { return (reinterpret_cast<uintptr_t>(q) & (n - 1)) == 0; };
+  auto a16 = [&](const void* q) { return al(q, 16); };
   const bool out_ok = y_half ? a16(y_half) && y_half_stride % 8 == 0 : a16(p.y) && p.y_stride % 4 == 0;
-  return p.N >= 1 && p.N <= 16 && p.N % 4 == 0 && p.E % kWCh == 0 && out_ok && a16(p.u) && p.u_stride % 4 == 0 &&
+  // u and z: four elements per load (16 bytes in f32, 8 in bf16/f16).
+  // With u_half, z_half replaces p.z (null: no gate); half inputs come only with a half output.
+  const void* z = u_half ? z_half : static_cast<const void*>(p.z);
+  const bool u_ok = u_half ? al(u_half, 8) : a16(p.u), z_ok = !z || (al(z, u_half ? 8 : 16) && p.z_stride % 4 == 0);
+  return p.N >= 1 && p.N <= 16 && p.N % 4 == 0 && p.E % kWCh == 0 && out_ok && u_ok && p.u_stride % 4 == 0 &&
          a16(p.delta) && p.delta_stride % 4 == 0 && a16(p.B) && p.B_stride % 4 == 0 && a16(p.C) && p.C_stride % 4 == 0 &&
-         (!p.z || (a16(p.z) && p.z_stride % 4 == 0)) && (!p.dt_bias || a16(p.dt_bias)) && (!p.D || a16(p.D));
+         z_ok && (!p.dt_bias || a16(p.dt_bias)) && (!p.D || a16(p.D)) && (!u_half || y_half);
 }
 
 bool selective_scan_warp_enabled() {
@@ -988,28 +1007,33 @@ bool selective_scan_warp_enabled() {
   return !chunked;
 }
 
-void selective_scan_warp(const ScanParams& p, cudaStream_t s, void* y_half, DType t, int64_t y_half_stride) {
+void selective_scan_warp(const ScanParams& p, cudaStream_t s, void* y_half, DType t, int64_t y_half_stride, const void* u_half,
+                         const void* z_half) {
   if (p.L <= 0) return;
-  if (!selective_scan_warp_ok(p, y_half, y_half_stride))
+  if (!selective_scan_warp_ok(p, y_half, y_half_stride, u_half, z_half))
     throw Error("selective_scan_warp: needs d_state 4, 8, 12 or 16, channels a multiple of 8 and 16-byte aligned operands (internal)");
   const unsigned grid = blocks_for(p.E, kWCh);
-  auto go = [&](auto kernel, size_t bytes, auto* out, int64_t stride) {
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), "selective_scan_warp smem");
-    kernel<<<grid, kWThreads, bytes, s>>>(p, out, stride);
-  };
-  // SSM_CUDA_SCAN_STATES=1|2: states per scan round (measurement switch, read once).
-  static const int states = [] { const char* e = std::getenv("SSM_CUDA_SCAN_STATES"); return e && std::atoi(e) == 2 ? 2 : 1; }();
   auto by_out = [&](auto ns) {
     constexpr int NS = decltype(ns)::value;
     const size_t bytes = warp_scan_smem_bytes<NS>();
-    auto occ = [&](auto* o, int64_t stride) {
+    auto go = [&](auto* o, int64_t stride, const auto* u, const auto* z) {
       using OT = std::remove_pointer_t<decltype(o)>;
-      if (states == 2) go(scan_warp_kernel<NS, OT, 2>, bytes, o, stride);
-      else go(scan_warp_kernel<NS, OT, 1>, bytes, o, stride);
+      using IT = std::remove_cv_t<std::remove_pointer_t<decltype(u)>>;
+      auto kernel = scan_warp_kernel<NS, OT, 1, IT>;
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), "selective_scan_warp smem");
+      kernel<<<grid, kWThreads, bytes, s>>>(p, o, stride, u, z);
     };
-    if (!y_half) occ(p.y, p.y_stride);
-    else if (t == DType::F16) occ(static_cast<__half*>(y_half), y_half_stride);
-    else occ(static_cast<__nv_bfloat16*>(y_half), y_half_stride);
+    if (!y_half) {
+      go(p.y, p.y_stride, p.u, p.z);
+    } else if (t == DType::F16) {
+      auto* o = static_cast<__half*>(y_half);
+      if (u_half) go(o, y_half_stride, static_cast<const __half*>(u_half), static_cast<const __half*>(z_half));
+      else go(o, y_half_stride, p.u, p.z);
+    } else {
+      auto* o = static_cast<__nv_bfloat16*>(y_half);
+      if (u_half) go(o, y_half_stride, static_cast<const __nv_bfloat16*>(u_half), static_cast<const __nv_bfloat16*>(z_half));
+      else go(o, y_half_stride, p.u, p.z);
+    }
   };
   if (p.N <= 4) by_out(std::integral_constant<int, 4>{});
   else if (p.N <= 8) by_out(std::integral_constant<int, 8>{});
