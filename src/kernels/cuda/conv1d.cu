@@ -14,35 +14,40 @@ namespace {
 
 constexpr int kMaxK = 8;
 
-// grid (ceil(C / 256), ceil(L / kRun)): a thread walks kRun consecutive steps of one channel with
-// the taps and the last K-1 inputs in registers, so each input is loaded once, not K times.
-constexpr int kRun = 16;
+// grid (ceil(C / 256), ceil(L / kRun)): a thread computes kRun consecutive steps of one channel. It
+// loads its K-1 + kRun inputs first (all in flight at once; each input is loaded once, not K
+// times), then runs the taps over them in registers.
 // XT: the input's element type (f32, or the weight dtype when in_proj wrote x in it); y (f32) is
 // skipped when null, y_half (bf16/f16, type yt) when null.
+constexpr int kRun = 16;
 template <int K, class XT>
-__global__ void conv_prefill_kernel(ConvParams p, const XT* x, void* y_half, DType yt) {
+__global__ void __launch_bounds__(256) conv_prefill_kernel(ConvParams p, const XT* x, void* y_half, DType yt) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, t0 = int64_t(blockIdx.y) * kRun;
   if (c >= p.C) return;
-  float w[K], win[K];
-#pragma unroll
-  for (int k = 0; k < K; k++) w[k] = p.w[c * K + k];
+  float w[K], in[K - 1 + kRun];
 #pragma unroll
   for (int k = 0; k < K - 1; k++) {  // inputs at t0-(K-1) .. t0-1
     const int64_t j = t0 - (K - 1) + k;
-    win[k] = j < 0 ? p.state[(K - 1 + j) * p.C + c] : to_f32(x[j * p.x_stride + c]);
+    in[k] = j < 0 ? p.state[(K - 1 + j) * p.C + c] : to_f32(x[j * p.x_stride + c]);
   }
+#pragma unroll
+  for (int i = 0; i < kRun; i++) {
+    const int64_t t = t0 + i;
+    in[K - 1 + i] = t < p.L ? to_f32(x[t * p.x_stride + c]) : 0.f;
+  }
+#pragma unroll
+  for (int k = 0; k < K; k++) w[k] = p.w[c * K + k];
   const float b = p.bias ? p.bias[c] : 0.f;
-  const int64_t t1 = min(p.L, t0 + kRun);
-  for (int64_t t = t0; t < t1; t++) {
-    win[K - 1] = to_f32(x[t * p.x_stride + c]);
+#pragma unroll
+  for (int i = 0; i < kRun; i++) {
+    const int64_t t = t0 + i;
+    if (t >= p.L) break;
     float acc = b;
 #pragma unroll
-    for (int k = 0; k < K; k++) acc = fmaf(w[k], win[k], acc);
+    for (int k = 0; k < K; k++) acc = fmaf(w[k], in[i + k], acc);
     const float v = p.silu ? silu_d(acc) : acc;
     if (p.y) p.y[t * p.y_stride + c] = v;
     if (y_half) st_half(y_half, yt, t * p.y_stride + c, v);
-#pragma unroll
-    for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
   }
 }
 
