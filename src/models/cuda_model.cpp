@@ -496,17 +496,36 @@ class CudaLM final : public Model {
     const int64_t D = c_.d_model, E = c_.d_inner, K = c_.d_conv, CC = c_.conv_channels(), GN = c_.n_groups * c_.d_state;
     const int64_t W = proj_width();
     Bufs& b = pre_;
-    linear(l.in_proj, b.h, T, D, b.proj, W, l.norm_w);  // (T, W): z | xBC | dt
-    kc::causal_conv1d({T, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_);
     const kernels::SsdParams sp{T, c_.n_heads, c_.head_dim, c_.n_groups, c_.d_state, kc::ssd_chunk_for(c_.chunk_size), b.xc, CC,
                                 b.proj + E + CC, W, l.dt_bias, l.A, b.xc + E, CC, b.xc + E + GN, CC, l.D, c_.dt_min, c_.dt_max,
                                 st + (K - 1) * CC, b.y, E};
     const kc::SsdMath math = kc::ssd_math(wt_ != DType::F32);
     // bf16/f16 weights: the SSD's output kernel applies the gated RMSNorm and writes out_proj's input
     // in the weight dtype (no f32 y, no norm or conversion kernel).
-    const kc::SsdGatedNorm gn{b.proj, W, c_.gated_norm ? l.gnorm_w : nullptr, c_.gated_norm ? c_.norm_group : E, c_.norm_before_gate,
-                              !c_.gated_norm, c_.norm_eps, b.yh, l.out_proj.t, E};
-    if (b.yh && T > kc::Blas::kGemvMaxM && !fuse_off_ && l.out_proj.t != DType::F32 && kc::ssd_norm_fuses(sp, math, gn)) {
+    kc::SsdGatedNorm gn{b.proj, W, c_.gated_norm ? l.gnorm_w : nullptr, c_.gated_norm ? c_.norm_group : E, c_.norm_before_gate,
+                        !c_.gated_norm, c_.norm_eps, b.yh, l.out_proj.t, E};
+    // And without an in_proj bias: in_proj writes z | xBC | dt in the weight dtype (as transformers'
+    // and mamba_ssm's 16-bit models hold them; in the first half of the f32 proj buffer), the conv
+    // reads xBC, the dt kernel dt and the fused norm z from it. The conv still writes f32 x | B | C.
+    const bool fused_ok = b.yh && T > kc::Blas::kGemvMaxM && !fuse_off_ && l.out_proj.t != DType::F32;
+    if (fused_ok && half_io_ && !l.in_proj.b && l.in_proj.t == l.out_proj.t && W % 8 == 0) {  // rows of 16-byte multiples
+      kc::SsdGatedNorm hn = gn;
+      const size_t es = 2;
+      char* xz = reinterpret_cast<char*>(b.proj);
+      hn.half_in = l.in_proj.t, hn.z_half = xz, hn.dt_half = xz + (E + CC) * es;
+      if (kc::ssd_norm_fuses(sp, math, hn)) {
+        kc::LinearArgs a{T, W, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, W, l.norm_w, c_.norm_eps, false};
+        a.y_half = xz;
+        blas_.linear(a, stream_);
+        kc::causal_conv1d({T, CC, K, nullptr, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_, nullptr, l.in_proj.t, xz + E * es);
+        kc::ssd_prefill(sp, b.scan_ws, stream_, math, &blas_, &hn);
+        linear_h(l.out_proj, b.yh, T, E, b.h, D, true);
+        return;
+      }
+    }
+    linear(l.in_proj, b.h, T, D, b.proj, W, l.norm_w);  // (T, W): z | xBC | dt
+    kc::causal_conv1d({T, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_);
+    if (fused_ok && kc::ssd_norm_fuses(sp, math, gn)) {
       kc::ssd_prefill(sp, b.scan_ws, stream_, math, &blas_, &gn);
       linear_h(l.out_proj, b.yh, T, E, b.h, D, true);
       return;
@@ -701,8 +720,8 @@ class CudaLM final : public Model {
   std::map<int64_t, cudaGraphExec_t> graphs_;
   int layer_ok_ = -1;  // layer_kernel_ok(), decided once
   const bool fuse_off_ = [] { const char* e = std::getenv("SSM_CUDA_NOFUSE"); return e && *e && *e != '0'; }();
-  // SSM_CUDA_M1_HALF_IO=0: Mamba-1 prefill keeps x | z and the conv output in f32 (A/B switch).
-  const bool half_io_ = [] { const char* e = std::getenv("SSM_CUDA_M1_HALF_IO"); return !(e && *e == '0'); }();
+  // SSM_CUDA_HALF_IO=0: prefill keeps in_proj's output (and Mamba-1's conv output) in f32 (A/B switch).
+  const bool half_io_ = [] { const char* e = std::getenv("SSM_CUDA_HALF_IO"); return !(e && *e == '0'); }();
   const bool fuse_xproj_ = [] { const char* e = std::getenv("SSM_CUDA_FUSE_XPROJ"); return e && *e && *e != '0'; }();
 };
 

@@ -616,6 +616,28 @@ TEST_P(CudaSsd, ChunkedPrefillMatchesRecurrence) {
                 (long long)P, (long long)N, en);
     EXPECT_LT(en, tol);
     EXPECT_LT(rel_err(ds.host(), rst), tol);
+    // z and dt read in bf16 (in_proj's output kept in the weight dtype), against the reference run
+    // on the rounded z and dt: the same bound.
+    std::vector<uint16_t> z16(z.size()), dt16(dt.size());
+    std::vector<float> zr(z.size()), dtr(dt.size()), refr(ref.size()), rstr = st, refnr(refn.size());
+    for (size_t i = 0; i < z.size(); i++) z16[i] = f32_to_bf16(z[i]), zr[i] = bf16_to_f32(z16[i]);
+    for (size_t i = 0; i < dt.size(); i++) dt16[i] = f32_to_bf16(dt[i]), dtr[i] = bf16_to_f32(dt16[i]);
+    kr::ssd_recurrent({L, H, P, G, N, Q, x.data(), HP, dtr.data(), H, bias.data(), A.data(), Bm.data(), GN, Cm.data(), GN,
+                       D.data(), 0.f, INFINITY, rstr.data(), refr.data(), HP});
+    kr::rms_norm({L, HP, grp, refr.data(), HP, nw.data(), zr.data(), HP, false, 1e-5f, refnr.data(), HP});
+    DevBuf<uint16_t> dz16(z16), ddt16(dt16);
+    kc::SsdGatedNorm hn = gn;
+    hn.half_in = DType::BF16, hn.z_half = dz16.p, hn.dt_half = ddt16.p;
+    ASSERT_TRUE(kc::ssd_norm_fuses(dp, math, hn));
+    ds.upload(st);
+    kc::ssd_prefill(dp, work.p, nullptr, math, &blas, &hn);
+    got.clear();
+    for (uint16_t v : dyh.host()) got.push_back(bf16_to_f32(v));
+    const float eh = rel_err(got, refnr);
+    std::printf("[ ssd ] L=%lld H=%lld P=%lld N=%lld bf16 + gated norm, bf16 z and dt: rel err %.2g\n", (long long)L,
+                (long long)H, (long long)P, (long long)N, eh);
+    EXPECT_LT(eh, tol);
+    EXPECT_LT(rel_err(ds.host(), rstr), tol);
   }
   // Step kernel: one more token for the same sequence in slot 0, against one recurrence step.
   auto x1 = randn(static_cast<size_t>(HP), 9), dt1 = randn(static_cast<size_t>(H), 10), B1 = randn(static_cast<size_t>(GN), 11), C1 = randn(static_cast<size_t>(GN), 12);

@@ -259,6 +259,11 @@ struct SsdGatedNorm {
   bool norm_before_gate, gate_only;
   float eps;
   void* y_half; DType y_dtype; int64_t y_half_stride;
+  // When in_proj wrote its outputs in the weight dtype (half_in bf16/f16): z is read from z_half
+  // (stride z_stride; z unused) and dt from dt_half (stride p.dt_stride; p.dt unused).
+  DType half_in = DType::F32;
+  const void* z_half = nullptr;
+  const void* dt_half = nullptr;
 };
 bool ssd_norm_fuses(const SsdParams& p, SsdMath math, const SsdGatedNorm& norm);
 void ssd_prefill(const SsdParams& p, float* work, cudaStream_t stream, SsdMath math = SsdMath::F32, Blas* blas = nullptr,

@@ -45,7 +45,8 @@ Work carve(float* w, int64_t L, int64_t H, int64_t P, int64_t G, int64_t N, int6
 // grid (nc, H), 256 threads: thread j owns a run of consecutive steps of the chunk; the runs' sums
 // are scanned across the block, then each run writes its cumsum from its exclusive prefix.
 constexpr int kDtThreads = 256;
-__global__ void __launch_bounds__(kDtThreads) ssd_dt_kernel(SsdParams p, Work w) {
+template <class DT>  // dt's element type: f32, or the weight dtype when in_proj wrote it so
+__global__ void __launch_bounds__(kDtThreads) ssd_dt_kernel(SsdParams p, Work w, const DT* dtin) {
   __shared__ float part[kDtThreads];
   const int64_t c = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
   const int64_t t0 = c * p.chunk, len = min(p.chunk, p.L - t0), per = (len + kDtThreads - 1) / kDtThreads;
@@ -53,7 +54,7 @@ __global__ void __launch_bounds__(kDtThreads) ssd_dt_kernel(SsdParams p, Work w)
   const float Ah = p.A[h], bias = p.dt_bias[h];
   float sum = 0.f;
   for (int64_t t = a; t < b; t++) {
-    const float dt = fminf(fmaxf(softplus_d(p.dt[t * p.dt_stride + h] + bias), p.dt_min), p.dt_max);
+    const float dt = fminf(fmaxf(softplus_d(to_f32(dtin[t * p.dt_stride + h]) + bias), p.dt_min), p.dt_max);
     w.dt[h * p.L + t] = dt;
     sum += dt * Ah;
   }
@@ -526,14 +527,16 @@ __global__ void __launch_bounds__(256) ssd_tc_out_kernel(SsdParams p, TcWork w, 
 // columns (16-byte loads of Yd, Yo, x and z; ssd_norm_fuses checks the alignment) and keeps its
 // ≤ kNormQuads quads in registers between the sum of squares and the output.
 constexpr int kNormThreads = 256, kNormQuads = 8;
-template <class OT>
-__global__ void __launch_bounds__(kNormThreads) ssd_tc_out_norm_kernel(SsdParams p, TcWork w, int Lp, SsdGatedNorm nm) {
+// ZT: z's element type (f32, or the weight dtype when in_proj wrote it so).
+template <class OT, class ZT>
+__global__ void __launch_bounds__(kNormThreads) ssd_tc_out_norm_kernel(SsdParams p, TcWork w, int Lp, SsdGatedNorm nm,
+                                                                       const ZT* zin) {
   extern __shared__ float ecs[];
   __shared__ float tmp[32];
   const int t = blockIdx.x, H = int(p.H), P = int(p.P), HP = H * P, G = int(nm.group), g0 = int(blockIdx.y) * G;
   for (int h = threadIdx.x; h < H; h += blockDim.x) ecs[h] = __expf(w.cs[int64_t(h) * p.L + t]);
   __syncthreads();
-  const float* z = nm.z + int64_t(t) * nm.z_stride;
+  const ZT* z = zin + int64_t(t) * nm.z_stride;
   const float* x = p.x + int64_t(t) * p.x_stride;
   const float* yo = w.Yo + int64_t(t) * HP;
   float4 v[kNormQuads];
@@ -549,7 +552,7 @@ __global__ void __launch_bounds__(kNormThreads) ssd_tc_out_norm_kernel(SsdParams
       const float4 b = *reinterpret_cast<const float4*>(yo + d), xv = *reinterpret_cast<const float4*>(x + d);
       float4 y = make_float4(a.x + e * b.x + Dh * xv.x, a.y + e * b.y + Dh * xv.y, a.z + e * b.z + Dh * xv.z, a.w + e * b.w + Dh * xv.w);
       if (!nm.norm_before_gate) {
-        const float4 zv = *reinterpret_cast<const float4*>(z + d);
+        const float4 zv = Pack4<ZT>::ld(z + d);
         y.x *= silu_d(zv.x), y.y *= silu_d(zv.y), y.z *= silu_d(zv.z), y.w *= silu_d(zv.w);
       }
       v[k] = y;
@@ -565,7 +568,7 @@ __global__ void __launch_bounds__(kNormThreads) ssd_tc_out_norm_kernel(SsdParams
       float o[4] = {v[k].x * r, v[k].y * r, v[k].z * r, v[k].w * r};
       for (int q = 0; q < 4; q++) {
         if (nm.w && !nm.gate_only) o[q] *= nm.w[d + q];
-        if (nm.norm_before_gate) o[q] *= silu_d(z[d + q]);
+        if (nm.norm_before_gate) o[q] *= silu_d(to_f32(z[d + q]));
         out[d + q] = from_f<OT>(o[q]);
       }
     }
@@ -623,7 +626,12 @@ static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Bl
   const int64_t HP = H * P, GN = G * N, HgP = H / G * P;
   TcWork w;
   carve_tc(reinterpret_cast<char*>(work), w, p.L, H, P, G, N, Q);
-  ssd_dt_kernel<<<dim3(unsigned(nc), unsigned(H)), kDtThreads, 0, s>>>(p, Work{w.dt, w.cs, nullptr, nullptr});
+  const dim3 dg{unsigned(nc), unsigned(H)};
+  const Work dw{w.dt, w.cs, nullptr, nullptr};
+  const bool hin = norm && norm->half_in != DType::F32;
+  if (!hin) ssd_dt_kernel<<<dg, kDtThreads, 0, s>>>(p, dw, p.dt);
+  else if (norm->half_in == DType::F16) ssd_dt_kernel<<<dg, kDtThreads, 0, s>>>(p, dw, static_cast<const __half*>(norm->dt_half));
+  else ssd_dt_kernel<<<dg, kDtThreads, 0, s>>>(p, dw, static_cast<const __nv_bfloat16*>(norm->dt_half));
   SSM_CUDA_LAUNCH_CHECK("ssd dt");
   ssd_tc_prep_kernel<<<unsigned(Lp), 256, size_t(2 * H) * 4, s>>>(p, w);
   SSM_CUDA_LAUNCH_CHECK("ssd prep");
@@ -640,10 +648,14 @@ static void ssd_prefill_bf16(const SsdParams& p, float* work, cudaStream_t s, Bl
     blas.gemm_batched({Q, HgP, N, nc, w.Cb + g * N, GN, Q * GN, false, w.Sin + g * HgP * N, N, HP * N, true, w.Yo + g * HgP, HP, Q * HP}, s);
   if (norm) {
     const dim3 grid(unsigned(p.L), unsigned(HP / norm->group));
-    if (norm->y_dtype == DType::F16)
-      ssd_tc_out_norm_kernel<__half><<<grid, kNormThreads, size_t(H) * 4, s>>>(p, w, int(Lp), *norm);
-    else
-      ssd_tc_out_norm_kernel<__nv_bfloat16><<<grid, kNormThreads, size_t(H) * 4, s>>>(p, w, int(Lp), *norm);
+    auto go = [&](auto* o) {
+      using OT = std::remove_pointer_t<decltype(o)>;
+      // Half inputs are in the weight dtype, which is the output's (the model checks).
+      if (hin) ssd_tc_out_norm_kernel<OT, OT><<<grid, kNormThreads, size_t(H) * 4, s>>>(p, w, int(Lp), *norm, static_cast<const OT*>(norm->z_half));
+      else ssd_tc_out_norm_kernel<OT, float><<<grid, kNormThreads, size_t(H) * 4, s>>>(p, w, int(Lp), *norm, norm->z);
+    };
+    if (norm->y_dtype == DType::F16) go(static_cast<__half*>(nullptr));
+    else go(static_cast<__nv_bfloat16*>(nullptr));
   } else {
     ssd_tc_out_kernel<<<unsigned(p.L), 256, size_t(H) * 4, s>>>(p, w, int(Lp));
   }
@@ -659,8 +671,11 @@ static bool takes_bf16(const SsdParams& p, SsdMath math) {
 }
 
 bool ssd_norm_fuses(const SsdParams& p, SsdMath math, const SsdGatedNorm& n) {
+  const bool z_ok = n.half_in == DType::F32 ? n.z && aligned16(n.z)
+                                             : n.half_in == n.y_dtype && n.z_half && n.dt_half &&
+                                                   reinterpret_cast<uintptr_t>(n.z_half) % 8 == 0;
   return takes_bf16(p, math) && n.group > 0 && n.group % 4 == 0 && (p.H * p.P) % n.group == 0 &&
-         n.group <= 4 * kNormThreads * kNormQuads && n.y_half && n.y_dtype != DType::F32 && n.z && aligned16(n.z) && n.z_stride % 4 == 0 &&
+         n.group <= 4 * kNormThreads * kNormQuads && n.y_half && n.y_dtype != DType::F32 && z_ok && n.z_stride % 4 == 0 &&
          aligned16(p.x) && p.x_stride % 4 == 0 && (p.H * p.P) < (int64_t(1) << 30) && p.L < (int64_t(1) << 30);
 }
 
@@ -676,7 +691,7 @@ void ssd_prefill(const SsdParams& p, float* work, cudaStream_t s, SsdMath math, 
   const int64_t Q = p.chunk, nc = (p.L + Q - 1) / Q, nt = (Q + kTile - 1) / kTile;
   Work w = carve(work, p.L, p.H, p.P, p.G, p.N, Q);
   const bool tc = math == SsdMath::TF32;
-  ssd_dt_kernel<<<dim3(unsigned(nc), unsigned(p.H)), kDtThreads, 0, s>>>(p, w);
+  ssd_dt_kernel<<<dim3(unsigned(nc), unsigned(p.H)), kDtThreads, 0, s>>>(p, w, p.dt);
   SSM_CUDA_LAUNCH_CHECK("ssd dt");
   const dim3 cb(unsigned(nt * nt), unsigned(p.G), unsigned(nc));
   tc ? ssd_cb_kernel<true><<<cb, kThreads, 0, s>>>(p, w) : ssd_cb_kernel<false><<<cb, kThreads, 0, s>>>(p, w);
