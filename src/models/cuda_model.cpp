@@ -459,9 +459,8 @@ class CudaLM final : public Model {
     const size_t es = 2;
     if (half && half_io_ && !l.in_proj.b && l.in_proj.t == l.x_proj.t &&
         kc::selective_scan_warp_ok(sp, b.yh, E, u, static_cast<char*>(xz) + E * es)) {
-      kc::LinearArgs a{T, 2 * E, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, 2 * E, l.norm_w, c_.norm_eps, false};
-      a.y_half = xz;
-      blas_.linear(a, stream_);
+      const kc::LinearArgs a{T, 2 * E, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, 2 * E, l.norm_w, c_.norm_eps, false};
+      blas_.linear(a, stream_, xz);
       kc::causal_conv1d({T, E, K, nullptr, 2 * E, l.conv_w, l.conv_b, st, true, nullptr, E}, stream_, u, l.x_proj.t, xz);
       linear_h(l.x_proj, u, T, E, b.dbc, RN);
       if (c_.bcdt_rms) bcdt_norms(b.dbc, T);
@@ -514,9 +513,8 @@ class CudaLM final : public Model {
       char* xz = reinterpret_cast<char*>(b.proj);
       hn.half_in = l.in_proj.t, hn.z_half = xz, hn.dt_half = xz + (E + CC) * es;
       if (kc::ssd_norm_fuses(sp, math, hn)) {
-        kc::LinearArgs a{T, W, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, W, l.norm_w, c_.norm_eps, false};
-        a.y_half = xz;
-        blas_.linear(a, stream_);
+        const kc::LinearArgs a{T, W, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, W, l.norm_w, c_.norm_eps, false};
+        blas_.linear(a, stream_, xz);
         kc::causal_conv1d({T, CC, K, nullptr, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_, nullptr, l.in_proj.t, xz + E * es);
         kc::ssd_prefill(sp, b.scan_ws, stream_, math, &blas_, &hn);
         linear_h(l.out_proj, b.yh, T, E, b.h, D, true);

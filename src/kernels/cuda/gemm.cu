@@ -780,14 +780,14 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
   return *p;
 }
 
-void Blas::linear(const LinearArgs& a, cudaStream_t s) {
+void Blas::linear(const LinearArgs& a, cudaStream_t s, void* y_half) {
   if (a.M <= 0 || a.N <= 0) return;
   if (a.M <= kGemvMaxM) {
-    if (a.x_half || a.y_half) throw Error("linear: half-precision x or y is only for M > 8 (internal)");
+    if (a.x_half || y_half) throw Error("linear: half-precision x or y is only for M > 8 (internal)");
     return gemv(a, s);
   }
   if (a.gate) throw Error("linear: a gated input is only supported for M <= 8 (internal)");
-  if (a.y_half && (a.w_dtype == DType::F32 || a.bias || a.accumulate))
+  if (y_half && (a.w_dtype == DType::F32 || a.bias || a.accumulate))
     throw Error("linear: a half-precision y needs bf16/f16 weights, no bias and no accumulation (internal)");
   const void* xb = a.x;
   int64_t ldb = a.x_stride;
@@ -808,8 +808,8 @@ void Blas::linear(const LinearArgs& a, cudaStream_t s) {
     xb = xbuf_;
     ldb = a.K;
   }
-  void* y = a.y_half ? a.y_half : static_cast<void*>(a.y);
-  Plan& p = plan(a.M, a.N, a.K, a.w_dtype, ldb, a.y_stride, alignment(xb), alignment(y), a.y_half != nullptr);
+  void* y = y_half ? y_half : static_cast<void*>(a.y);
+  Plan& p = plan(a.M, a.N, a.K, a.w_dtype, ldb, a.y_stride, alignment(xb), alignment(y), y_half != nullptr);
   const float alpha = 1.f, beta = a.accumulate ? 1.f : 0.f;
   check_lt(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), p.op, &alpha, a.w, p.A, xb, p.B, &beta, y, p.C, y,
                           p.C, &p.algo, ws_, ws_bytes_, s),
