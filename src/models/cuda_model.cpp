@@ -451,32 +451,26 @@ class CudaLM final : public Model {
     // input in the weight dtype (b.yh holds one, then the other), so no conversion kernel runs.
     const bool half = b.yh && T > kc::Blas::kGemvMaxM && !fuse_off_ && l.x_proj.t != DType::F32 && l.x_proj.t == l.out_proj.t &&
                       kc::selective_scan_warp_enabled() && kc::selective_scan_warp_ok(sp, b.yh, E);
-    // And without an in_proj bias: in_proj writes x | z in the weight dtype (as transformers' and
-    // mamba_ssm's 16-bit models hold them), the conv reads x and writes u in it, the scan reads u and z
-    // in it. x | z sits in the first half of the f32 proj buffer, u in the f32 xc buffer.
-    void* xz = b.proj;
+    // And without an in_proj bias (hio): in_proj writes x | z in the weight dtype (as transformers' and
+    // mamba_ssm's 16-bit models hold them), the conv reads x and writes only u in it, the scan reads u
+    // and z in it. x | z sits in the first half of the f32 proj buffer, u in the f32 xc buffer.
+    char* xz = reinterpret_cast<char*>(b.proj);
+    char* zh = xz + 2 * E;  // z: E elements of 2 bytes into each row
     void* u = b.xc;
-    const size_t es = 2;
-    if (half && half_io_ && !l.in_proj.b && l.in_proj.t == l.x_proj.t &&
-        kc::selective_scan_warp_ok(sp, b.yh, E, u, static_cast<char*>(xz) + E * es)) {
-      const kc::LinearArgs a{T, 2 * E, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, 2 * E, l.norm_w, c_.norm_eps, false};
-      blas_.linear(a, stream_, xz);
+    const bool hio = half && half_io_ && !l.in_proj.b && l.in_proj.t == l.x_proj.t && kc::selective_scan_warp_ok(sp, b.yh, E, u, zh);
+    if (hio) {
+      blas_.linear({T, 2 * E, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, 2 * E, l.norm_w, c_.norm_eps, false}, stream_, xz);
       kc::causal_conv1d({T, E, K, nullptr, 2 * E, l.conv_w, l.conv_b, st, true, nullptr, E}, stream_, u, l.x_proj.t, xz);
-      linear_h(l.x_proj, u, T, E, b.dbc, RN);
-      if (c_.bcdt_rms) bcdt_norms(b.dbc, T);
-      linear(l.dt_proj, b.dbc, T, RN, b.delta, E);
-      kc::selective_scan_warp(sp, stream_, b.yh, l.out_proj.t, E, u, static_cast<char*>(xz) + E * es);
-      linear_h(l.out_proj, b.yh, T, E, b.h, D, /*acc=*/true);
-      return;
+    } else {
+      linear(l.in_proj, b.h, T, D, b.proj, 2 * E, l.norm_w);  // (T, 2E): x | z
+      kc::causal_conv1d({T, E, K, b.proj, 2 * E, l.conv_w, l.conv_b, st, true, b.xc, E}, stream_, half ? b.yh : nullptr, l.x_proj.t);
     }
-    linear(l.in_proj, b.h, T, D, b.proj, 2 * E, l.norm_w);  // (T, 2E): x | z
-    kc::causal_conv1d({T, E, K, b.proj, 2 * E, l.conv_w, l.conv_b, st, true, b.xc, E}, stream_, half ? b.yh : nullptr, l.x_proj.t);
-    if (half) linear_h(l.x_proj, b.yh, T, E, b.dbc, RN);
+    if (half) linear_h(l.x_proj, hio ? u : b.yh, T, E, b.dbc, RN);
     else linear(l.x_proj, b.xc, T, E, b.dbc, RN);  // (T, R+2N): δ | B | C
     if (c_.bcdt_rms) bcdt_norms(b.dbc, T);
     linear(l.dt_proj, b.dbc, T, RN, b.delta, E);  // (T, E), bias and softplus in the scan
     if (half) {
-      kc::selective_scan_warp(sp, stream_, b.yh, l.out_proj.t, E);
+      kc::selective_scan_warp(sp, stream_, b.yh, l.out_proj.t, E, hio ? u : nullptr, hio ? zh : nullptr);
       linear_h(l.out_proj, b.yh, T, E, b.h, D, /*acc=*/true);
       return;
     }
@@ -501,30 +495,27 @@ class CudaLM final : public Model {
     const kc::SsdMath math = kc::ssd_math(wt_ != DType::F32);
     // bf16/f16 weights: the SSD's output kernel applies the gated RMSNorm and writes out_proj's input
     // in the weight dtype (no f32 y, no norm or conversion kernel).
-    kc::SsdGatedNorm gn{b.proj, W, c_.gated_norm ? l.gnorm_w : nullptr, c_.gated_norm ? c_.norm_group : E, c_.norm_before_gate,
-                        !c_.gated_norm, c_.norm_eps, b.yh, l.out_proj.t, E};
-    // And without an in_proj bias: in_proj writes z | xBC | dt in the weight dtype (as transformers'
-    // and mamba_ssm's 16-bit models hold them; in the first half of the f32 proj buffer), the conv
-    // reads xBC, the dt kernel dt and the fused norm z from it. The conv still writes f32 x | B | C.
+    const kc::SsdGatedNorm gn{b.proj, W, c_.gated_norm ? l.gnorm_w : nullptr, c_.gated_norm ? c_.norm_group : E, c_.norm_before_gate,
+                              !c_.gated_norm, c_.norm_eps, b.yh, l.out_proj.t, E};
+    // And without an in_proj bias (hio): in_proj writes z | xBC | dt in the weight dtype (as
+    // transformers' and mamba_ssm's 16-bit models hold them; in the first half of the f32 proj
+    // buffer), the conv reads xBC, the dt kernel dt and the fused norm z from it. The conv still
+    // writes f32 x | B | C.
     const bool fused_ok = b.yh && T > kc::Blas::kGemvMaxM && !fuse_off_ && l.out_proj.t != DType::F32;
-    if (fused_ok && half_io_ && !l.in_proj.b && l.in_proj.t == l.out_proj.t && W % 8 == 0) {  // rows of 16-byte multiples
-      kc::SsdGatedNorm hn = gn;
-      const size_t es = 2;
-      char* xz = reinterpret_cast<char*>(b.proj);
-      hn.half_in = l.in_proj.t, hn.z_half = xz, hn.dt_half = xz + (E + CC) * es;
-      if (kc::ssd_norm_fuses(sp, math, hn)) {
-        const kc::LinearArgs a{T, W, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, W, l.norm_w, c_.norm_eps, false};
-        blas_.linear(a, stream_, xz);
-        kc::causal_conv1d({T, CC, K, nullptr, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_, nullptr, l.in_proj.t, xz + E * es);
-        kc::ssd_prefill(sp, b.scan_ws, stream_, math, &blas_, &hn);
-        linear_h(l.out_proj, b.yh, T, E, b.h, D, true);
-        return;
-      }
+    char* xz = reinterpret_cast<char*>(b.proj);
+    kc::SsdGatedNorm hn = gn;
+    hn.half_in = l.in_proj.t, hn.z_half = xz, hn.dt_half = xz + (E + CC) * 2;  // 2-byte elements
+    const bool hio = fused_ok && half_io_ && !l.in_proj.b && l.in_proj.t == l.out_proj.t && W % 8 == 0 &&  // 16-byte rows
+                     kc::ssd_norm_fuses(sp, math, hn);
+    if (hio) {
+      blas_.linear({T, W, D, b.h, D, l.in_proj.w, l.in_proj.t, nullptr, nullptr, W, l.norm_w, c_.norm_eps, false}, stream_, xz);
+      kc::causal_conv1d({T, CC, K, nullptr, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_, nullptr, l.in_proj.t, xz + E * 2);
+    } else {
+      linear(l.in_proj, b.h, T, D, b.proj, W, l.norm_w);  // (T, W): z | xBC | dt
+      kc::causal_conv1d({T, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_);
     }
-    linear(l.in_proj, b.h, T, D, b.proj, W, l.norm_w);  // (T, W): z | xBC | dt
-    kc::causal_conv1d({T, CC, K, b.proj + E, W, l.conv_w, l.conv_b, st, true, b.xc, CC}, stream_);
-    if (fused_ok && kc::ssd_norm_fuses(sp, math, gn)) {
-      kc::ssd_prefill(sp, b.scan_ws, stream_, math, &blas_, &gn);
+    if (hio || (fused_ok && kc::ssd_norm_fuses(sp, math, gn))) {
+      kc::ssd_prefill(sp, b.scan_ws, stream_, math, &blas_, hio ? &hn : &gn);
       linear_h(l.out_proj, b.yh, T, E, b.h, D, true);
       return;
     }

@@ -109,8 +109,10 @@ template <> struct Vec<__half> {
 // Four adjacent elements of an f32 (16-byte access) or bf16/f16 (8-byte access) array as a float4;
 // the address must be aligned to the access. bf16/f16 stores round to nearest even.
 template <class ST> struct Pack4;
+// ld / ldg (read-only path) widen four elements to f32, st rounds four back.
 template <> struct Pack4<float> {
   __device__ static float4 ld(const float* p) { return *reinterpret_cast<const float4*>(p); }
+  __device__ static float4 ldg(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
   __device__ static void st(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
 };
 // bf16 and f16: two 4-byte pairs, widened or rounded by the pair type's conversions.
@@ -120,12 +122,13 @@ template <class P2> __device__ __forceinline__ P2 float2_to_pair(float a, float 
 template <> __device__ __forceinline__ __nv_bfloat162 float2_to_pair(float a, float b) { return __floats2bfloat162_rn(a, b); }
 template <> __device__ __forceinline__ __half2 float2_to_pair(float a, float b) { return __floats2half2_rn(a, b); }
 template <class T, class P2> struct Pack4Half {
-  __device__ static float4 ld(const T* p) {
-    const uint2 r = *reinterpret_cast<const uint2*>(p);
+  __device__ static float4 widen(uint2 r) {
     const float2 a = pair_to_float2(*reinterpret_cast<const P2*>(&r.x));
     const float2 b = pair_to_float2(*reinterpret_cast<const P2*>(&r.y));
     return make_float4(a.x, a.y, b.x, b.y);
   }
+  __device__ static float4 ld(const T* p) { return widen(*reinterpret_cast<const uint2*>(p)); }
+  __device__ static float4 ldg(const T* p) { return widen(__ldg(reinterpret_cast<const uint2*>(p))); }
   __device__ static void st(T* p, float4 v) {
     uint2 r;
     *reinterpret_cast<P2*>(&r.x) = float2_to_pair<P2>(v.x, v.y);

@@ -807,15 +807,6 @@ constexpr size_t warp_scan_smem_bytes() { return (size_t(2 * kWCh + 2 * NS) * kW
 // on H200, mamba-2.8b pp2048).
 // IT: the element type of u and z (f32, or bf16/f16 when in_proj and the conv wrote them in the
 // weight dtype; then u_in and z_in replace p.u and p.z, same strides).
-template <class T> __device__ __forceinline__ float4 ldg4_in(const T* p);
-template <> __device__ __forceinline__ float4 ldg4_in<float>(const float* p) { return ldg4(p); }
-template <class T> __device__ __forceinline__ float4 ldg4_in(const T* p) {
-  const uint2 r = __ldg(reinterpret_cast<const uint2*>(p));
-  using P2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
-  const float2 a = pair_to_float2(*reinterpret_cast<const P2*>(&r.x)), b = pair_to_float2(*reinterpret_cast<const P2*>(&r.y));
-  return make_float4(a.x, a.y, b.x, b.y);
-}
-
 template <int NS, class OT, int S, class IT>
 __global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, OT* out, int64_t out_stride, const IT* u_in,
                                                                  const IT* z_in) {
@@ -846,7 +837,7 @@ __global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, O
       for (int k = 0; k < 2; k++) {
         const int64_t t = t0 + crow + 128 * k;
         const bool in = t < p.L;
-        u4[k] = in ? ldg4_in(u_in + t * p.u_stride + e0 + 4 * cq) : z4;
+        u4[k] = in ? Pack4<IT>::ldg(u_in + t * p.u_stride + e0 + 4 * cq) : z4;
         d4[k] = in ? ldg4(p.delta + t * p.delta_stride + e0 + 4 * cq) : z4;
       }
 #pragma unroll
@@ -950,12 +941,12 @@ __global__ void __launch_bounds__(kWThreads, 3) scan_warp_kernel(ScanParams p, O
 #pragma unroll
         for (int j = 0; j < 4; j++) at(v, j) = Ts[(4 * cq + j) * kWP + pos];
         if (p.D) {
-          const float4 u = ldg4_in(u_in + t * p.u_stride + e0 + 4 * cq), D = ldg4(p.D + e0 + 4 * cq);
+          const float4 u = Pack4<IT>::ldg(u_in + t * p.u_stride + e0 + 4 * cq), D = ldg4(p.D + e0 + 4 * cq);
 #pragma unroll
           for (int j = 0; j < 4; j++) at(v, j) = fmaf(at(D, j), at(u, j), at(v, j));
         }
         if (z_in) {
-          const float4 z = ldg4_in(z_in + t * p.z_stride + e0 + 4 * cq);
+          const float4 z = Pack4<IT>::ldg(z_in + t * p.z_stride + e0 + 4 * cq);
 #pragma unroll
           for (int j = 0; j < 4; j++) at(v, j) *= silu_d(at(z, j));
         }
@@ -1023,17 +1014,14 @@ void selective_scan_warp(const ScanParams& p, cudaStream_t s, void* y_half, DTyp
       check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), "selective_scan_warp smem");
       kernel<<<grid, kWThreads, bytes, s>>>(p, o, stride, u, z);
     };
-    if (!y_half) {
-      go(p.y, p.y_stride, p.u, p.z);
-    } else if (t == DType::F16) {
-      auto* o = static_cast<__half*>(y_half);
-      if (u_half) go(o, y_half_stride, static_cast<const __half*>(u_half), static_cast<const __half*>(z_half));
+    auto half_out = [&](auto* o) {  // u and z, when given in half precision, are in the output's dtype
+      using HT = std::remove_pointer_t<decltype(o)>;
+      if (u_half) go(o, y_half_stride, static_cast<const HT*>(u_half), static_cast<const HT*>(z_half));
       else go(o, y_half_stride, p.u, p.z);
-    } else {
-      auto* o = static_cast<__nv_bfloat16*>(y_half);
-      if (u_half) go(o, y_half_stride, static_cast<const __nv_bfloat16*>(u_half), static_cast<const __nv_bfloat16*>(z_half));
-      else go(o, y_half_stride, p.u, p.z);
-    }
+    };
+    if (!y_half) go(p.y, p.y_stride, p.u, p.z);
+    else if (t == DType::F16) half_out(static_cast<__half*>(y_half));
+    else half_out(static_cast<__nv_bfloat16*>(y_half));
   };
   if (p.N <= 4) by_out(std::integral_constant<int, 4>{});
   else if (p.N <= 8) by_out(std::integral_constant<int, 8>{});
