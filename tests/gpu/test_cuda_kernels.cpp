@@ -371,19 +371,21 @@ TEST(CudaKernels, Mamba1StepFused) {
 // Batches > 8: the rows kernel (a thread per channel and sequence, dt_proj and FalconMamba's norms
 // inside) against the reference norms + linear + scan, per sequence. Ragged sequence and channel
 // tiles (B = 19, E not a multiple of 32), odd and vector-friendly dt_rank, N = 16 with 16-byte state
-// rows and with unaligned ones, N = 7; f32 and bf16 state storage; y in f32 and in bf16.
+// rows and with unaligned ones, N = 7 and 12; bf16, f32 and f16 dt_proj weights; f32 and bf16 state
+// storage; y in f32 and in bf16.
 TEST(CudaKernels, Mamba1StepRows) {
   SKIP_WITHOUT_GPU();
-  struct Case { int64_t B, E, N, R; bool falcon; int64_t pad; };
+  struct Case { int64_t B, E, N, R; bool falcon; int64_t pad; DType wt = DType::BF16; };
   for (const Case& c : {Case{19, 200, 16, 13, false, 0}, Case{19, 200, 16, 160, true, 7}, Case{64, 5120, 16, 160, false, 0},
-                        Case{12, 8192, 16, 256, true, 0}, Case{9, 45, 7, 8, false, 3}}) {
+                        Case{12, 8192, 16, 256, true, 0}, Case{9, 45, 7, 8, false, 3}, Case{19, 200, 16, 13, true, 0, DType::F32},
+                        Case{64, 5120, 16, 160, false, 0, DType::F32}, Case{11, 96, 12, 48, false, 0, DType::F16}}) {
     const int64_t B = c.B, E = c.E, N = c.N, R = c.R, RN = R + 2 * N, S = E * N + c.pad, P = B + 3;
     auto u = randn(static_cast<size_t>(B * E), 1), dbc = randn(static_cast<size_t>(B * RN), 2), dtw = randn(static_cast<size_t>(E * R), 3, 0.1f);
     auto bias = randn(static_cast<size_t>(E), 4, 0.5f, -3.f), A = randn(static_cast<size_t>(E * N), 5, 0.5f, -1.f), D = randn(static_cast<size_t>(E), 6);
     auto z = randn(static_cast<size_t>(B * E), 7), pool = randn(static_cast<size_t>(P * S), 8, 0.1f);
     std::vector<int32_t> slots;
     for (int64_t b = 0; b < B; b++) slots.push_back(int32_t((b * 7 + 3) % P));
-    Tensor w = Tensor::from_f32(dtw.data(), DType::BF16, {E, R});
+    Tensor w = Tensor::from_f32(dtw.data(), c.wt, {E, R});
     // Reference on f32 states, and on the bf16-rounded states (for the bf16-storage run).
     auto reference = [&](std::vector<float>& rp, std::vector<float>& ry) {
       std::vector<float> row(static_cast<size_t>(RN)), delta(static_cast<size_t>(E));
@@ -392,7 +394,7 @@ TEST(CudaKernels, Mamba1StepRows) {
         if (c.falcon)
           for (auto [o, n] : {std::pair<int64_t, int64_t>{0, R}, {R, N}, {R + N, N}})
             kr::rms_norm({1, n, n, row.data() + o, n, nullptr, nullptr, 0, false, 1e-6f, row.data() + o, n});
-        kr::linear({1, E, R, row.data(), R, w.raw(), DType::BF16, nullptr, delta.data(), E});
+        kr::linear({1, E, R, row.data(), R, w.raw(), c.wt, nullptr, delta.data(), E});
         kr::selective_scan({1, E, N, u.data() + b * E, E, delta.data(), E, bias.data(), A.data(), row.data() + R, N,
                             row.data() + R + N, N, D.data(), z.data() + b * E, E, rp.data() + slots[size_t(b)] * S, ry.data() + b * E, E});
       }
@@ -400,12 +402,12 @@ TEST(CudaKernels, Mamba1StepRows) {
     std::vector<float> ref(static_cast<size_t>(B * E)), rpool = pool;
     reference(rpool, ref);
     DevBuf<float> du(u), ddbc(dbc), db(bias), dA(A), dD(D), dz(z), dp(pool), dy(static_cast<size_t>(B * E));
-    DevBuf<uint16_t> dw(static_cast<size_t>(E * R)), dyh(static_cast<size_t>(B * E));
+    DevBuf<uint16_t> dw(w.nbytes() / 2), dyh(static_cast<size_t>(B * E));
     cudaMemcpy(dw.p, w.raw(), w.nbytes(), cudaMemcpyHostToDevice);
     DevBuf<int32_t> dsl(slots);
-    kc::Mamba1StepParams p{B, E, N, R, du.p, E, ddbc.p, RN, dw.p, DType::BF16, db.p, dA.p, dD.p, dz.p, E, c.falcon, 1e-6f, dp.p, S,
+    kc::Mamba1StepParams p{B, E, N, R, du.p, E, ddbc.p, RN, dw.p, c.wt, db.p, dA.p, dD.p, dz.p, E, c.falcon, 1e-6f, dp.p, S,
                            dsl.p, dy.p, E};
-    const std::string what = "B=" + std::to_string(B) + " E=" + std::to_string(E) + " N=" + std::to_string(N) + " R=" + std::to_string(R);
+    const std::string what = "B=" + std::to_string(B) + " E=" + std::to_string(E) + " N=" + std::to_string(N) + " R=" + std::to_string(R) + " " + std::string(dtype_name(c.wt));
     kc::mamba1_step_rows(p, nullptr);
     EXPECT_LT(rel_err(dy.host(), ref), 2e-5f) << what;
     EXPECT_LT(rel_err(dp.host(), rpool), 2e-5f) << what;

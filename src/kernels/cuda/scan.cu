@@ -580,7 +580,7 @@ size_t rows_smem_bytes(int64_t R, int64_t N, int SB) {
 }
 
 template <class WT, class ST, int SB, bool VS>
-__global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1StepParams p) {
+__global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_v1_kernel(Mamba1StepParams p) {
   extern __shared__ float sh[];
   const int RS = int(rows_w_stride(p.R)), R = int(p.R), N = int(p.N), RN = R + 2 * N;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -711,6 +711,200 @@ __global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1Ste
   }
 }
 
+// Version 2 of the rows kernel (the default; SSM_CUDA_ROWS=v1 takes the one above for this
+// session's A/B). Differences: the dt_proj rows are staged in the weight dtype as 16-byte units
+// (row stride an odd number of units, so a quarter-warp's 16-byte reads hit distinct banks; no
+// per-element index division or conversion at staging), each warp stages and normalises only its
+// own sequences' δ | B | C rows (δ zero-padded to whole units, B and C to multiples of 4, so dt_proj
+// reads 8 weights and 2 × 4 δ per round and B/C are 16-byte broadcasts), A·log2 e sits in shared
+// memory instead of 16 registers, and the states' loads are issued before the row staging.
+struct Rows2Layout {
+  int UR, SW, RP, NP, RNp;  // units per dt_proj row, unit stride (odd), padded δ, padded N, row length
+  __host__ __device__ Rows2Layout(int R, int N, int V) {
+    UR = (R + V - 1) / V, SW = UR | 1, RP = UR * V, NP = (N + 3) / 4 * 4, RNp = RP + 2 * NP;
+  }
+};
+constexpr int kRowAStride = kRowMaxN + 1;  // A·log2 e rows in shared memory: odd stride, conflict-free
+size_t rows2_smem_bytes(int64_t R, int64_t N, int SB, int V) {
+  const Rows2Layout l(int(R), int(N), V);
+  return size_t(kRowLanes) * l.SW * 16 + size_t(kRowWarps) * SB * l.RNp * sizeof(float) +
+         size_t(kRowLanes) * kRowAStride * sizeof(float);
+}
+
+template <class WT, class ST, int SB, bool VS>
+__global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1StepParams p) {
+  extern __shared__ uint4 sh4[];
+  constexpr int V = Vec<WT>::n;
+  const int R = int(p.R), N = int(p.N);
+  const Rows2Layout l(R, N, V);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t e0 = int64_t(blockIdx.x) * kRowLanes, e = e0 + lane;
+  uint4* dtw = sh4;                                                     // (32, SW) units
+  float* rows = reinterpret_cast<float*>(sh4 + kRowLanes * l.SW);        // (4·SB, RNp)
+  float* A2 = rows + kRowWarps * SB * l.RNp;                            // (32, kRowAStride)
+  const int nch = int(min(int64_t(kRowLanes), p.E - e0));
+  {
+    const WT* w = static_cast<const WT*>(p.dt_w) + e0 * p.R;
+    if ((reinterpret_cast<uintptr_t>(w) & 15) == 0 && R % V == 0) {  // whole units, as they are
+      const int nu = nch * l.UR;
+      const uint4* w4 = reinterpret_cast<const uint4*>(w);
+      for (int base = 0; base < nu; base += 8 * kRowThreads) {
+        uint4 raw[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+          const int i = base + threadIdx.x + u * kRowThreads;
+          if (i < nu) raw[u] = __ldg(w4 + i);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+          const int i = base + threadIdx.x + u * kRowThreads;
+          if (i < nu) {
+            const int r = i / l.UR;
+            dtw[r * l.SW + (i - r * l.UR)] = raw[u];
+          }
+        }
+      }
+    } else {  // element by element, each row zero-padded to RP
+      WT* d = reinterpret_cast<WT*>(dtw);
+      const int n = nch * l.RP;
+      for (int base = 0; base < n; base += 8 * kRowThreads) {
+        WT v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+          const int i = base + threadIdx.x + u * kRowThreads, r = i / l.RP, k = i - r * l.RP;
+          v[u] = i < n && k < R ? w[int64_t(r) * R + k] : from_f<WT>(0.f);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+          const int i = base + threadIdx.x + u * kRowThreads, r = i / l.RP;
+          if (i < n) d[r * l.SW * V + (i - r * l.RP)] = v[u];
+        }
+      }
+    }
+    for (int i = threadIdx.x; i < nch * N; i += kRowThreads) {
+      const int r = i / N;
+      A2[r * kRowAStride + (i - r * N)] = p.A[e0 * p.N + i] * 1.4426950408889634f;
+    }
+  }
+  const bool active = e < p.E;
+  const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
+  __syncthreads();
+  pdl_trigger();
+  pdl_wait();
+  const int64_t b0 = int64_t(blockIdx.y) * (kRowWarps * SB) + int64_t(warp) * SB;
+  const int nb = int(max(int64_t(0), min(int64_t(SB), p.B - b0)));
+  // This warp's states, u and z first (HBM latency), then its δ | B | C rows (L2).
+  float hv[SB][kRowMaxN], u[SB], zv[SB];
+  ST* h[SB];
+#pragma unroll
+  for (int q = 0; q < SB; q++) {
+    const bool ok = active && q < nb;
+    const int64_t b = ok ? b0 + q : 0;
+    h[q] = static_cast<ST*>(p.states) + (ok ? int64_t(p.slots[b]) * p.slot_stride + e * p.N : 0);
+    if (VS) {
+      if (ok) StateRow<ST>::ld(h[q], hv[q]);
+      else
+#pragma unroll
+        for (int n = 0; n < kRowMaxN; n++) hv[q][n] = 0.f;
+    } else {
+#pragma unroll
+      for (int n = 0; n < kRowMaxN; n++) hv[q][n] = ok && n < N ? to_f(h[q][n]) : 0.f;
+    }
+    u[q] = ok ? p.u[b * p.u_stride + e] : 0.f;
+    zv[q] = ok && p.z ? p.z[b * p.z_stride + e] : 0.f;
+  }
+  float* rw = rows + warp * SB * l.RNp;
+  {
+    const int tot = nb * l.RNp;
+    for (int base = 0; base < tot; base += 8 * 32) {
+      float v[8];
+#pragma unroll
+      for (int k = 0; k < 8; k++) {
+        const int i = base + lane + 32 * k;
+        int q = 0, c = i;
+        while (c >= l.RNp) c -= l.RNp, q++;
+        int col = -1;  // source column in the δ | B | C row, or -1 for padding
+        if (c < R) col = c;
+        else if (c >= l.RP && c < l.RP + N) col = R + (c - l.RP);
+        else if (c >= l.RP + l.NP && c < l.RP + l.NP + N) col = R + N + (c - l.RP - l.NP);
+        v[k] = i < tot && col >= 0 ? p.dbc[(b0 + q) * p.dbc_stride + col] : 0.f;
+      }
+#pragma unroll
+      for (int k = 0; k < 8; k++) {
+        const int i = base + lane + 32 * k;
+        if (i < tot) rw[i] = v[k];
+      }
+    }
+    __syncwarp();
+    if (p.bcdt_rms) {  // weightless RMSNorm of each row's δ, B and C (padding stays zero)
+      for (int q = 0; q < nb; q++)
+        for (int part = 0; part < 3; part++) {
+          const int off = part == 0 ? 0 : part == 1 ? l.RP : l.RP + l.NP, len = part == 0 ? R : N;
+          float* v = rw + q * l.RNp + off;
+          float ss = 0.f;
+          for (int i = lane; i < len; i += 32) ss += v[i] * v[i];
+          const float r = rsqrtf(warp_sum(ss) / float(len) + p.rms_eps);
+          for (int i = lane; i < len; i += 32) v[i] *= r;
+          __syncwarp();
+        }
+    }
+  }
+  if (!active || nb == 0) return;  // no barrier below
+  // dt_proj: row e (V weights per unit) · δ_b for the warp's sequences, two partial sums each.
+  const uint4* wr = dtw + lane * l.SW;
+  float acc[SB][2];
+#pragma unroll
+  for (int q = 0; q < SB; q++) acc[q][0] = acc[q][1] = 0.f;
+  for (int k = 0; k < l.UR; k++) {
+    float wv[V];
+    Vec<WT>::widen(wr[k], wv);
+#pragma unroll
+    for (int q = 0; q < SB; q++) {
+      const float4* dq = reinterpret_cast<const float4*>(rw + q * l.RNp + k * V);
+#pragma unroll
+      for (int j = 0; j < V / 4; j++) {
+        const float4 d = dq[j];
+        float& a = acc[q][j & 1];
+        a = fmaf(wv[4 * j + 3], d.w, fmaf(wv[4 * j + 2], d.z, fmaf(wv[4 * j + 1], d.y, fmaf(wv[4 * j], d.x, a))));
+      }
+    }
+  }
+  const float* Al = A2 + lane * kRowAStride;
+#pragma unroll
+  for (int q = 0; q < SB; q++) {
+    if (q >= nb) break;
+    const int64_t b = b0 + q;
+    const float4* B4 = reinterpret_cast<const float4*>(rw + q * l.RNp + l.RP);
+    const float4* C4 = reinterpret_cast<const float4*>(rw + q * l.RNp + l.RP + l.NP);
+    const float d = softplus_d(acc[q][0] + acc[q][1] + bias), du = d * u[q];
+    float y = 0.f;
+#pragma unroll
+    for (int n4 = 0; n4 < kRowMaxN / 4; n4++) {
+      if (4 * n4 < N) {
+        const float4 Bq = B4[n4], Cq = C4[n4];
+        const float Bn[4] = {Bq.x, Bq.y, Bq.z, Bq.w}, Cn[4] = {Cq.x, Cq.y, Cq.z, Cq.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          const int n = 4 * n4 + j;
+          if (n < N) {
+            hv[q][n] = exp2f(d * Al[n]) * hv[q][n] + du * Bn[j];
+            y = fmaf(hv[q][n], Cn[j], y);
+          }
+        }
+      }
+    }
+    if (VS) StateRow<ST>::st(h[q], hv[q]);
+    else
+#pragma unroll
+      for (int n = 0; n < kRowMaxN; n++)
+        if (n < N) h[q][n] = from_f<ST>(hv[q][n]);
+    y += Dv * u[q];
+    if (p.z) y *= silu_d(zv[q]);
+    if (p.y_half) st_half(p.y_half, p.y_half_dtype, b * p.y_stride + e, y);
+    else p.y[b * p.y_stride + e] = y;
+  }
+}
+
 // Sequences per warp of the rows kernel: 2, or SSM_CUDA_STEP_SEQS=1|4|8 (measurement switch, read
 // once). H200, mamba-2.8b batch 64, bf16 states: 2 -> 11,643 tok/s, 4 -> 11,168, 8 -> 9,147.
 int rows_seqs() {
@@ -722,17 +916,29 @@ int rows_seqs() {
   return v;
 }
 
+// SSM_CUDA_ROWS=v1: the first rows kernel (this session's A/B; read once).
+bool rows_v1() {
+  static const bool v = [] { const char* e = std::getenv("SSM_CUDA_ROWS"); return e && std::string(e) == "v1"; }();
+  return v;
+}
+
 template <class WT, class ST, int SB>
 void launch_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
   const bool vs = p.N == kRowMaxN && p.slot_stride % (16 / sizeof(ST)) == 0 && (reinterpret_cast<uintptr_t>(p.states) & 15) == 0;
-  const size_t sh = rows_smem_bytes(p.R, p.N, SB);
+  const bool v1 = rows_v1();
+  const size_t sh = v1 ? rows_smem_bytes(p.R, p.N, SB) : rows2_smem_bytes(p.R, p.N, SB, Vec<WT>::n);
   const dim3 grid(blocks_for(p.E, kRowLanes), blocks_for(p.B, kRowWarps * SB));
   auto run = [&](void (*kernel)(Mamba1StepParams)) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)), "mamba1_step rows smem");
     launch("mamba1_step", kernel, grid, dim3(kRowThreads), sh, s, p);
   };
-  if (vs) run(mamba1_step_rows_kernel<WT, ST, SB, true>);
-  else run(mamba1_step_rows_kernel<WT, ST, SB, false>);
+  if (v1) {
+    if (vs) run(mamba1_step_rows_v1_kernel<WT, ST, SB, true>);
+    else run(mamba1_step_rows_v1_kernel<WT, ST, SB, false>);
+  } else {
+    if (vs) run(mamba1_step_rows_kernel<WT, ST, SB, true>);
+    else run(mamba1_step_rows_kernel<WT, ST, SB, false>);
+  }
 }
 
 template <class WT, class ST>
@@ -1107,7 +1313,8 @@ void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t ch
 // Shapes the rows kernel serves: every state in registers, the shared memory of the largest
 // sequences-per-warp setting within 160 KiB.
 static bool rows_shape_ok(int64_t N, int64_t R) {
-  return N >= 1 && N <= kRowMaxN && R >= 1 && rows_smem_bytes(R, N, 8) <= 160 * 1024;
+  return N >= 1 && N <= kRowMaxN && R >= 1 && R <= 4096 && rows_smem_bytes(R, N, 8) <= 160 * 1024 &&
+         rows2_smem_bytes(R, N, 8, 4) <= 160 * 1024;
 }
 
 bool mamba1_step_rows_ok(int64_t N, int64_t R) {
@@ -1118,7 +1325,7 @@ bool mamba1_step_rows_ok(int64_t N, int64_t R) {
 void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
   if (!rows_shape_ok(p.N, p.R))
-    throw Error("mamba1_step_rows: needs 1 <= d_state <= 16 and a dt_rank of at most ~2,400 (internal)");
+    throw Error("mamba1_step_rows: needs 1 <= d_state <= 16 and a dt_rank of at most ~600 (internal)");
   if (p.delta) throw Error("mamba1_step_rows: dt_proj is computed inside; no precomputed delta (internal)");
   auto by_state = [&](auto wt) {
     using WT = decltype(wt);
