@@ -732,7 +732,7 @@ size_t rows2_smem_bytes(int64_t R, int64_t N, int SB, int V) {
 }
 
 template <class WT, class ST, int SB, bool VS>
-__global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1StepParams p) {
+__global__ void __launch_bounds__(kRowThreads, SB == 1 ? 8 : 1) mamba1_step_rows_kernel(Mamba1StepParams p) {
   extern __shared__ uint4 sh4[];
   constexpr int V = Vec<WT>::n;
   const int R = int(p.R), N = int(p.N);
@@ -743,48 +743,52 @@ __global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1Ste
   float* rows = reinterpret_cast<float*>(sh4 + kRowLanes * l.SW);        // (4·SB, RNp)
   float* A2 = rows + kRowWarps * SB * l.RNp;                            // (32, kRowAStride)
   const int nch = int(min(int64_t(kRowLanes), p.E - e0));
+  // Warp w stages rows w, w + 4, … (8 per warp) of the dt_proj tile and of A, a lane per column.
+  constexpr int kRowsPerWarp = kRowLanes / kRowWarps;
   {
     const WT* w = static_cast<const WT*>(p.dt_w) + e0 * p.R;
     if ((reinterpret_cast<uintptr_t>(w) & 15) == 0 && R % V == 0) {  // whole units, as they are
-      const int nu = nch * l.UR;
       const uint4* w4 = reinterpret_cast<const uint4*>(w);
-      for (int base = 0; base < nu; base += 8 * kRowThreads) {
-        uint4 raw[8];
+      for (int c0 = 0; c0 < l.UR; c0 += 32) {
+        const int c = c0 + lane;
+        uint4 raw[kRowsPerWarp];
 #pragma unroll
-        for (int u = 0; u < 8; u++) {
-          const int i = base + threadIdx.x + u * kRowThreads;
-          if (i < nu) raw[u] = __ldg(w4 + i);
+        for (int j = 0; j < kRowsPerWarp; j++) {
+          const int r = warp + kRowWarps * j;
+          if (r < nch && c < l.UR) raw[j] = __ldg(w4 + r * l.UR + c);
         }
 #pragma unroll
-        for (int u = 0; u < 8; u++) {
-          const int i = base + threadIdx.x + u * kRowThreads;
-          if (i < nu) {
-            const int r = i / l.UR;
-            dtw[r * l.SW + (i - r * l.UR)] = raw[u];
-          }
+        for (int j = 0; j < kRowsPerWarp; j++) {
+          const int r = warp + kRowWarps * j;
+          if (r < nch && c < l.UR) dtw[r * l.SW + c] = raw[j];
         }
       }
     } else {  // element by element, each row zero-padded to RP
       WT* d = reinterpret_cast<WT*>(dtw);
-      const int n = nch * l.RP;
-      for (int base = 0; base < n; base += 8 * kRowThreads) {
-        WT v[8];
+      for (int k0 = 0; k0 < l.RP; k0 += 32) {
+        const int k = k0 + lane;
+        WT v[kRowsPerWarp];
 #pragma unroll
-        for (int u = 0; u < 8; u++) {
-          const int i = base + threadIdx.x + u * kRowThreads, r = i / l.RP, k = i - r * l.RP;
-          v[u] = i < n && k < R ? w[int64_t(r) * R + k] : from_f<WT>(0.f);
+        for (int j = 0; j < kRowsPerWarp; j++) {
+          const int r = warp + kRowWarps * j;
+          v[j] = r < nch && k < R ? w[int64_t(r) * R + k] : from_f<WT>(0.f);
         }
 #pragma unroll
-        for (int u = 0; u < 8; u++) {
-          const int i = base + threadIdx.x + u * kRowThreads, r = i / l.RP;
-          if (i < n) d[r * l.SW * V + (i - r * l.RP)] = v[u];
+        for (int j = 0; j < kRowsPerWarp; j++) {
+          const int r = warp + kRowWarps * j;
+          if (r < nch && k < l.RP) d[r * l.SW * V + k] = v[j];
         }
       }
     }
-    for (int i = threadIdx.x; i < nch * N; i += kRowThreads) {
-      const int r = i / N;
-      A2[r * kRowAStride + (i - r * N)] = p.A[e0 * p.N + i] * 1.4426950408889634f;
+    float a[kRowsPerWarp];
+#pragma unroll
+    for (int j = 0; j < kRowsPerWarp; j++) {
+      const int r = warp + kRowWarps * j;
+      a[j] = r < nch && lane < N ? p.A[(e0 + r) * p.N + lane] : 0.f;
     }
+#pragma unroll
+    for (int j = 0; j < kRowsPerWarp; j++)
+      if (lane < N) A2[(warp + kRowWarps * j) * kRowAStride + lane] = a[j] * 1.4426950408889634f;
   }
   const bool active = e < p.E;
   const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
@@ -815,24 +819,40 @@ __global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_kernel(Mamba1Ste
   }
   float* rw = rows + warp * SB * l.RNp;
   {
-    const int tot = nb * l.RNp;
-    for (int base = 0; base < tot; base += 8 * 32) {
-      float v[8];
+    if (l.RP == R && l.NP == N && (p.dbc_stride & 3) == 0 && (reinterpret_cast<uintptr_t>(p.dbc) & 15) == 0) {
+      // No padding: each row is the source row as it is, copied in 16-byte units (two per lane in flight per sequence).
+      const int u4 = l.RNp / 4;
+      const float4* src = reinterpret_cast<const float4*>(p.dbc);
+      float4* dst = reinterpret_cast<float4*>(rw);
+      for (int c0 = 0; c0 < u4; c0 += 64) {
+        float4 v[SB][2];
 #pragma unroll
-      for (int k = 0; k < 8; k++) {
-        const int i = base + lane + 32 * k;
-        int q = 0, c = i;
-        while (c >= l.RNp) c -= l.RNp, q++;
+        for (int q = 0; q < SB; q++)
+#pragma unroll
+          for (int k = 0; k < 2; k++) {
+            const int c = c0 + lane + 32 * k;
+            if (q < nb && c < u4) v[q][k] = __ldg(src + (b0 + q) * (p.dbc_stride / 4) + c);
+          }
+#pragma unroll
+        for (int q = 0; q < SB; q++)
+#pragma unroll
+          for (int k = 0; k < 2; k++) {
+            const int c = c0 + lane + 32 * k;
+            if (q < nb && c < u4) dst[q * u4 + c] = v[q][k];
+          }
+      }
+    } else {  // δ zero-padded to RP, B and C to NP each
+      for (int c = lane; c < l.RNp; c += 32) {
         int col = -1;  // source column in the δ | B | C row, or -1 for padding
         if (c < R) col = c;
         else if (c >= l.RP && c < l.RP + N) col = R + (c - l.RP);
         else if (c >= l.RP + l.NP && c < l.RP + l.NP + N) col = R + N + (c - l.RP - l.NP);
-        v[k] = i < tot && col >= 0 ? p.dbc[(b0 + q) * p.dbc_stride + col] : 0.f;
-      }
+        float v[SB];
 #pragma unroll
-      for (int k = 0; k < 8; k++) {
-        const int i = base + lane + 32 * k;
-        if (i < tot) rw[i] = v[k];
+        for (int q = 0; q < SB; q++) v[q] = q < nb && col >= 0 ? p.dbc[(b0 + q) * p.dbc_stride + col] : 0.f;
+#pragma unroll
+        for (int q = 0; q < SB; q++)
+          if (q < nb) rw[q * l.RNp + c] = v[q];
       }
     }
     __syncwarp();
@@ -930,6 +950,8 @@ void launch_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
   const dim3 grid(blocks_for(p.E, kRowLanes), blocks_for(p.B, kRowWarps * SB));
   auto run = [&](void (*kernel)(Mamba1StepParams)) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)), "mamba1_step rows smem");
+    // All of the unified L1/shared memory as shared memory, so registers, not the carveout, set the blocks per SM.
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100), "mamba1_step rows carveout");
     launch("mamba1_step", kernel, grid, dim3(kRowThreads), sh, s, p);
   };
   if (v1) {

@@ -323,60 +323,105 @@ template <class ST> struct StatePack<ST, 4> {  // four states: 16-byte f32 / 8-b
   }
 };
 
+// Sums of four per-lane values over the warp, transposed: lane l returns the sum of v[2·bit4(l) +
+// bit3(l)] (lanes 0, 8, 16, 24 hold rows 0..3). 6 shuffles instead of 4 × 5.
+__device__ __forceinline__ float warp_sum4(const float (&v)[4]) {
+  const int lane = threadIdx.x & 31;
+  const bool hi = lane & 16, b3 = lane & 8;
+  float k0 = hi ? v[2] : v[0], k1 = hi ? v[3] : v[1];
+  const float s0 = hi ? v[0] : v[2], s1 = hi ? v[1] : v[3];
+  k0 += __shfl_xor_sync(0xffffffffu, s0, 16);
+  k1 += __shfl_xor_sync(0xffffffffu, s1, 16);
+  float k = b3 ? k1 : k0;
+  k += __shfl_xor_sync(0xffffffffu, b3 ? k0 : k1, 8);
+  k += __shfl_xor_sync(0xffffffffu, k, 4);
+  k += __shfl_xor_sync(0xffffffffu, k, 2);
+  k += __shfl_xor_sync(0xffffffffu, k, 1);
+  return k;
+}
+
 template <int NPL, int kStepRpw, class ST, int PK>
 __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
   constexpr int kStepRows = 8 * kStepRpw, J = NPL / PK;  // J slices of 32·PK states per lane and row
   using SP = StatePack<ST, PK>;
-  const int64_t h = blockIdx.x, b = blockIdx.z, g = h / (p.H / p.G);
+  const int h = int(blockIdx.x), g = h / int(p.H / p.G), N = int(p.N), P = int(p.P);
+  const int64_t b = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const float Ah = p.A[h], bias = p.dt_bias[h], Dh = p.D ? p.D[h] : 0.f;
   pdl_trigger();
   pdl_wait();
   const float dt = fminf(fmaxf(softplus_d(p.dt[b * p.dt_stride + h] + bias), p.dt_min), p.dt_max);
   const float a = expf(dt * Ah);
-  ST* S = static_cast<ST*>(p.states) + int64_t(p.slots[b]) * p.slot_stride + h * p.P * p.N;
+  ST* S = static_cast<ST*>(p.states) + int64_t(p.slots[b]) * p.slot_stride + int64_t(h) * P * N;
+  const float* Bp = p.Bm + b * p.B_stride + g * N;
+  const float* Cp = p.Cm + b * p.C_stride + g * N;
+  // B and C as 16-byte loads when a lane's four states are adjacent and the rows aligned.
+  const bool bc4 = PK == 4 && ((reinterpret_cast<uintptr_t>(Bp) | reinterpret_cast<uintptr_t>(Cp)) & 15) == 0;
   float Bv[J][PK], Cv[J][PK], Sv[kStepRpw][J][PK], xv[kStepRpw];
-  const int64_t i0 = int64_t(blockIdx.y) * kStepRows + warp * kStepRpw;
+  const int i0 = int(blockIdx.y) * kStepRows + warp * kStepRpw;
   // State n of slice j, element e: n = (lane + 32 j) PK + e. With PK = 2, N is even (checked by the
   // launcher), so a pair is either wholly inside the row or wholly past it.
 #pragma unroll
-  for (int j = 0; j < J; j++)
+  for (int j = 0; j < J; j++) {
+    const int n0 = (lane + 32 * j) * PK;
+    if (PK == 4 && bc4) {
+      const float4 bq = n0 < N ? *reinterpret_cast<const float4*>(Bp + n0) : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float4 cq = n0 < N ? *reinterpret_cast<const float4*>(Cp + n0) : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float bs[4] = {bq.x, bq.y, bq.z, bq.w}, cs[4] = {cq.x, cq.y, cq.z, cq.w};
 #pragma unroll
-    for (int e = 0; e < PK; e++) {
-      const int64_t n = (lane + 32 * j) * PK + e;
-      Bv[j][e] = n < p.N ? p.Bm[b * p.B_stride + g * p.N + n] : 0.f;
-      Cv[j][e] = n < p.N ? p.Cm[b * p.C_stride + g * p.N + n] : 0.f;
+      for (int e = 0; e < PK; e++) Bv[j][e] = bs[e], Cv[j][e] = cs[e];
+    } else {
+#pragma unroll
+      for (int e = 0; e < PK; e++) {
+        const int n = n0 + e;
+        Bv[j][e] = n < N ? Bp[n] : 0.f;
+        Cv[j][e] = n < N ? Cp[n] : 0.f;
+      }
     }
+  }
 #pragma unroll
   for (int r = 0; r < kStepRpw; r++) {
-    const int64_t i = i0 + r;
-    xv[r] = i < p.P ? p.x[b * p.x_stride + h * p.P + i] : 0.f;
+    const int i = i0 + r;
+    xv[r] = i < P ? p.x[b * p.x_stride + h * P + i] : 0.f;
 #pragma unroll
     for (int j = 0; j < J; j++) {
-      const int64_t n = (lane + 32 * j) * PK;
-      if (i < p.P && n < p.N) SP::ld(S, i * p.N + n, Sv[r][j]);
+      const int n = (lane + 32 * j) * PK;
+      if (i < P && n < N) SP::ld(S, i * N + n, Sv[r][j]);
       else
 #pragma unroll
         for (int e = 0; e < PK; e++) Sv[r][j][e] = 0.f;
     }
   }
+  float part[kStepRpw];
 #pragma unroll
   for (int r = 0; r < kStepRpw; r++) {
-    const int64_t i = i0 + r;
-    float part = 0.f;
+    const int i = i0 + r;
+    const float dx = dt * xv[r];
+    part[r] = 0.f;
 #pragma unroll
     for (int j = 0; j < J; j++) {
-      const int64_t n = (lane + 32 * j) * PK;
+      const int n = (lane + 32 * j) * PK;
       float sv[PK];
 #pragma unroll
       for (int e = 0; e < PK; e++) {
-        sv[e] = a * Sv[r][j][e] + dt * xv[r] * Bv[j][e];
-        part = fmaf(sv[e], Cv[j][e], part);
+        sv[e] = fmaf(dx, Bv[j][e], a * Sv[r][j][e]);
+        part[r] = fmaf(sv[e], Cv[j][e], part[r]);
       }
-      if (i < p.P && n < p.N) SP::st(S, i * p.N + n, sv);
+      if (i < P && n < N) SP::st(S, i * N + n, sv);
     }
-    part = warp_sum(part);
-    if (lane == 0 && i < p.P) p.y[b * p.y_stride + h * p.P + i] = part + Dh * xv[r];
+  }
+  float* y = p.y + b * p.y_stride + h * P;
+  if constexpr (kStepRpw == 4) {
+    const float sum = warp_sum4(part);
+    const int r = ((lane >> 4) << 1) | ((lane >> 3) & 1), i = i0 + r;
+    const float xr = r == 0 ? xv[0] : r == 1 ? xv[1] : r == 2 ? xv[2] : xv[3];
+    if ((lane & 7) == 0 && i < P) y[i] = sum + Dh * xr;
+  } else {
+#pragma unroll
+    for (int r = 0; r < kStepRpw; r++) {
+      const float sum = warp_sum(part[r]);
+      if (lane == 0 && i0 + r < P) y[i0 + r] = sum + Dh * xv[r];
+    }
   }
 }
 
