@@ -92,6 +92,7 @@ class Blas {
   void* preference(uint32_t align_a, uint32_t align_b, uint32_t align_c) const;
   Plan& plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, int64_t ldc, uint32_t align_b, uint32_t align_c,
              bool out_half);
+  void tune(Plan& p, const void* w, const void* xb, size_t out_bytes, cudaStream_t s);
   void* handle_ = nullptr;
   void* ws_ = nullptr;
   size_t ws_bytes_ = 0;

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cuda/common.cuh"
 #include "ssm/error.hpp"
@@ -679,6 +680,8 @@ struct Blas::Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t A = nullptr, B = nullptr, C = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  // SSM_CUBLASLT_TUNE=1: the candidates still to be timed on the first call with real operands.
+  std::vector<cublasLtMatmulAlgo_t> candidates;
 };
 
 Blas::Blas() {
@@ -755,12 +758,16 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
   // not split K (no separate reduction kernel), if any: the heuristic's first choice split out_proj
   // and x_proj at batch 64, and without the split batch-64 decode measured +2.3% (mamba-2.8b) and
   // +1.5% (mamba2-2.7b) on the H200. SSM_CUBLASLT_SPLITK=1 keeps the first choice (A/B).
-  static const bool keep_first = getenv_flag("SSM_CUBLASLT_SPLITK");
+  // SSM_CUBLASLT_TUNE=1 (opt-in measurement switch): decode-sized products time every non-split-K
+  // candidate among the first 16 on their first call and keep the fastest. Off by default: the
+  // choice follows timing noise, so two processes could pick different algorithms (last-bit
+  // differences in the logits).
+  static const bool keep_first = getenv_flag("SSM_CUBLASLT_SPLITK"), tune = getenv_flag("SSM_CUBLASLT_TUNE");
   const bool no_splitk = M <= 256 && !keep_first;
-  cublasLtMatmulHeuristicResult_t res[8]{};
+  cublasLtMatmulHeuristicResult_t res[16]{};
   int found = 0;
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), p->op, p->A, p->B, p->C,
-                                                     p->C, pref, no_splitk ? 8 : 1, res, &found);
+                                                     p->C, pref, no_splitk ? (tune ? 16 : 8) : 1, res, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error("cuBLASLt: no algorithm for M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
@@ -776,8 +783,52 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
       }
     }
   p->algo = res[pick].algo;
+  if (tune && no_splitk)
+    for (int i = 0; i < found; i++) {
+      int splits = 1;
+      size_t got = 0;
+      if (cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits), &got) ==
+              CUBLAS_STATUS_SUCCESS && splits <= 1)
+        p->candidates.push_back(res[i].algo);
+    }
   plans_[key] = p;
   return *p;
+}
+
+// Times the plan's candidates (5 runs each after one warm-up, output into scratch with beta = 0) and
+// keeps the fastest. Not while the stream is being captured (then the heuristic's choice stays).
+void Blas::tune(Plan& p, const void* w, const void* xb, size_t out_bytes, cudaStream_t s) {
+  std::vector<cublasLtMatmulAlgo_t> cands;
+  cands.swap(p.candidates);
+  cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  if (cands.size() < 2 || cudaStreamIsCapturing(s, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return;
+  void* out = nullptr;
+  if (cudaMalloc(&out, out_bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  const float alpha = 1.f, beta = 0.f;
+  float best = 0.f;
+  for (const auto& algo : cands) {
+    auto run = [&] {
+      return cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), p.op, &alpha, w, p.A, xb, p.B, &beta, out, p.C, out, p.C,
+                            &algo, ws_, ws_bytes_, s);
+    };
+    if (run() != CUBLAS_STATUS_SUCCESS) continue;
+    cudaEventRecord(e0, s);
+    for (int r = 0; r < 5; r++) run();
+    cudaEventRecord(e1, s);
+    cudaEventSynchronize(e1);
+    float ms = 0.f;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (best == 0.f || ms < best) best = ms, p.algo = algo;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(out);
 }
 
 void Blas::linear(const LinearArgs& a, cudaStream_t s, void* y_half) {
@@ -810,6 +861,7 @@ void Blas::linear(const LinearArgs& a, cudaStream_t s, void* y_half) {
   }
   void* y = y_half ? y_half : static_cast<void*>(a.y);
   Plan& p = plan(a.M, a.N, a.K, a.w_dtype, ldb, a.y_stride, alignment(xb), alignment(y), y_half != nullptr);
+  if (!p.candidates.empty()) tune(p, a.w, xb, size_t(a.M) * size_t(a.y_stride) * (y_half ? 2 : 4), s);
   const float alpha = 1.f, beta = a.accumulate ? 1.f : 0.f;
   check_lt(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), p.op, &alpha, a.w, p.A, xb, p.B, &beta, y, p.C, y,
                           p.C, &p.algo, ws_, ws_bytes_, s),
