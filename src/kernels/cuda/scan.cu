@@ -512,14 +512,13 @@ __global__ void __launch_bounds__(kBatchThreads) mamba1_step_batched_kernel(Mamb
 // Batches > 8 with N <= 16 (every Mamba-1 checkpoint): one thread per (channel, sequence) holding
 // all N states in registers, so the per-channel work (dt_proj row · δ, softplus, D skip, z gate) is
 // done once per sequence instead of once per lane of a lane group, and C·h needs no shuffles.
-// Block: 32 channels (a warp's lanes) × 4 warps; warp w takes sequences b0 + w·SB .. + SB-1, so the
-// four warps share the block's 32 dt_proj rows, staged once in shared memory (row stride R|1, odd,
-// so a warp reading one element of each of its 32 rows hits 32 banks) before pdl_wait(). The block's
-// 4·SB rows of δ | B | C are staged after it, and FalconMamba's weightless norms applied there (a
-// warp per row segment). Each thread issues all its sequences' state loads (16-byte vectors when
-// VS: N == 16 and aligned) before the first update. y is written in f32 or, with y_half, in the
-// weight dtype (the next GEMM's input, so no conversion kernel runs between them).
-constexpr int kRowLanes = 32, kRowWarps = 4, kRowThreads = kRowLanes * kRowWarps, kRowMaxN = 16;
+// Block: 32 channels (a warp's lanes) × W warps; warp w takes sequences b0 + w·SB .. + SB-1, so the
+// warps share the block's 32 dt_proj rows, staged once in shared memory before pdl_wait(). Each warp
+// stages its own sequences' δ | B | C rows after it and applies FalconMamba's weightless norms there.
+// Each thread issues its sequences' state loads (16-byte vectors when VS: N == 16 and aligned) before
+// that staging. y is written in f32 or, with y_half, in the weight dtype (the next GEMM's input, so
+// no conversion kernel runs between them).
+constexpr int kRowLanes = 32, kRowMaxN = 16;
 
 template <class ST> struct StateRow;  // N = 16 states of one channel, 16-byte loads and stores
 template <> struct StateRow<float> {
@@ -555,168 +554,11 @@ template <> struct StateRow<__nv_bfloat16> {
   }
 };
 
-__host__ __device__ constexpr int64_t rows_w_stride(int64_t R) { return R | 1; }
-
-// Block-wide copy of n floats into shared memory, element i from load(i) to dst[at(i)]: each thread
-// issues 8 loads before its first store, so the block waits on memory once per 8 rounds.
-template <class Load, class At>
-__device__ __forceinline__ void stage_batched(int n, float* dst, Load load, At at) {
-  for (int base = 0; base < n; base += 8 * kRowThreads) {
-    float v[8];
-#pragma unroll
-    for (int u = 0; u < 8; u++) {
-      const int i = base + threadIdx.x + u * kRowThreads;
-      v[u] = i < n ? load(i) : 0.f;
-    }
-#pragma unroll
-    for (int u = 0; u < 8; u++) {
-      const int i = base + threadIdx.x + u * kRowThreads;
-      if (i < n) dst[at(i)] = v[u];
-    }
-  }
-}
-size_t rows_smem_bytes(int64_t R, int64_t N, int SB) {
-  return size_t(kRowLanes * rows_w_stride(R) + int64_t(kRowWarps) * SB * (R + 2 * N)) * sizeof(float);
-}
-
-template <class WT, class ST, int SB, bool VS>
-__global__ void __launch_bounds__(kRowThreads) mamba1_step_rows_v1_kernel(Mamba1StepParams p) {
-  extern __shared__ float sh[];
-  const int RS = int(rows_w_stride(p.R)), R = int(p.R), N = int(p.N), RN = R + 2 * N;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t e0 = int64_t(blockIdx.x) * kRowLanes, e = e0 + lane;
-  const int64_t bb = int64_t(blockIdx.y) * (kRowWarps * SB);  // the block's first sequence
-  const int nbb = int(min(int64_t(kRowWarps * SB), p.B - bb));
-  float* dtw = sh;                        // (32, RS): dt_proj rows e0 .. e0+31
-  float* rows = sh + kRowLanes * RS;      // (4·SB, RN): δ | B | C of the block's sequences
-  const int nch = int(min(int64_t(kRowLanes), p.E - e0));
-  {
-    // The block's rows are contiguous in dt_w: 16-byte loads when aligned, all issued before the
-    // first store; else scalar loads in batches of 8.
-    const WT* w = static_cast<const WT*>(p.dt_w) + e0 * p.R;
-    const int n = nch * R;
-    constexpr int V = Vec<WT>::n, kVecMax = 8;
-    if ((reinterpret_cast<uintptr_t>(w) & 15) == 0 && n % V == 0 && n / V <= kVecMax * kRowThreads) {
-      uint4 raw[kVecMax];
-#pragma unroll
-      for (int u = 0; u < kVecMax; u++) {
-        const int i = threadIdx.x + u * kRowThreads;
-        if (i < n / V) raw[u] = __ldg(reinterpret_cast<const uint4*>(w) + i);
-      }
-#pragma unroll
-      for (int u = 0; u < kVecMax; u++) {
-        const int i = threadIdx.x + u * kRowThreads;
-        if (i < n / V) {
-          float f[V];
-          Vec<WT>::widen(raw[u], f);
-#pragma unroll
-          for (int j = 0; j < V; j++) dtw[((i * V + j) / R) * RS + (i * V + j) % R] = f[j];
-        }
-      }
-    } else {
-      stage_batched(n, dtw, [&](int i) { return to_f(w[i]); }, [&](int i) { return (i / R) * RS + i % R; });
-    }
-  }
-  const bool active = e < p.E;
-  float A[kRowMaxN];
-#pragma unroll
-  for (int n = 0; n < kRowMaxN; n++) A[n] = active && n < N ? p.A[e * p.N + n] : 0.f;
-  const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
-  pdl_trigger();
-  pdl_wait();
-  stage_batched(nbb * RN, rows, [&](int i) { return p.dbc[(bb + i / RN) * p.dbc_stride + i % RN]; }, [](int i) { return i; });
-  // This warp's sequences: states and inputs loaded before the barrier, so their latency overlaps the
-  // row staging and the norms.
-  const int64_t b0 = bb + int64_t(warp) * SB;
-  const int nb = int(max(int64_t(0), min(int64_t(SB), p.B - b0)));
-  float hv[SB][kRowMaxN], u[SB], zv[SB];
-  ST* h[SB];
-#pragma unroll
-  for (int q = 0; q < SB; q++) {
-    const bool ok = active && q < nb;
-    const int64_t b = ok ? b0 + q : 0;
-    h[q] = static_cast<ST*>(p.states) + (ok ? int64_t(p.slots[b]) * p.slot_stride + e * p.N : 0);
-    if (VS) {
-      if (ok) StateRow<ST>::ld(h[q], hv[q]);
-      else
-#pragma unroll
-        for (int n = 0; n < kRowMaxN; n++) hv[q][n] = 0.f;
-    } else {
-#pragma unroll
-      for (int n = 0; n < kRowMaxN; n++) hv[q][n] = ok && n < N ? to_f(h[q][n]) : 0.f;
-    }
-    u[q] = ok ? p.u[b * p.u_stride + e] : 0.f;
-    zv[q] = ok && p.z ? p.z[b * p.z_stride + e] : 0.f;
-  }
-  __syncthreads();
-  if (p.bcdt_rms) {  // weightless RMSNorm of each row's δ, B and C: one warp per segment
-    for (int sg = warp; sg < 3 * nbb; sg += kRowWarps) {
-      const int part = sg % 3, off = part == 0 ? 0 : part == 1 ? R : R + N, len = part == 0 ? R : N;
-      float* v = rows + (sg / 3) * RN + off;
-      float ss = 0.f;
-      for (int i = lane; i < len; i += 32) ss += v[i] * v[i];
-      const float r = rsqrtf(warp_sum(ss) / float(len) + p.rms_eps);
-      __syncwarp();
-      for (int i = lane; i < len; i += 32) v[i] *= r;
-    }
-    __syncthreads();
-  }
-  if (!active || nb == 0) return;  // no barrier below
-  // dt_proj: δ_b · row e, for the warp's sequences at once (each row element read once).
-  const float* wr = dtw + lane * RS;
-  const float* rw = rows + warp * SB * RN;
-  float acc[SB];
-#pragma unroll
-  for (int q = 0; q < SB; q++) acc[q] = 0.f;
-  if ((R & 3) == 0 && (RN & 3) == 0) {  // the rows' elements as 16-byte broadcasts (rows is 16-byte aligned)
-    for (int k = 0; k < R; k += 4) {
-      const float w0 = wr[k], w1 = wr[k + 1], w2 = wr[k + 2], w3 = wr[k + 3];
-#pragma unroll
-      for (int q = 0; q < SB; q++) {
-        const float4 r = *reinterpret_cast<const float4*>(rw + q * RN + k);
-        acc[q] = fmaf(w3, r.w, fmaf(w2, r.z, fmaf(w1, r.y, fmaf(w0, r.x, acc[q]))));
-      }
-    }
-  } else {
-    for (int k = 0; k < R; k++) {
-      const float wk = wr[k];
-#pragma unroll
-      for (int q = 0; q < SB; q++) acc[q] = fmaf(wk, rw[q * RN + k], acc[q]);
-    }
-  }
-#pragma unroll
-  for (int q = 0; q < SB; q++) {
-    if (q >= nb) break;
-    const int64_t b = b0 + q;
-    const float* Bt = rw + q * RN + R;
-    const float* Ct = Bt + N;
-    const float d = softplus_d(acc[q] + bias), du = d * u[q];
-    float y = 0.f;
-#pragma unroll
-    for (int n = 0; n < kRowMaxN; n++) {
-      if (n < N) {
-        hv[q][n] = expf(d * A[n]) * hv[q][n] + du * Bt[n];
-        y = fmaf(hv[q][n], Ct[n], y);
-      }
-    }
-    if (VS) StateRow<ST>::st(h[q], hv[q]);
-    else
-#pragma unroll
-      for (int n = 0; n < kRowMaxN; n++)
-        if (n < N) h[q][n] = from_f<ST>(hv[q][n]);
-    y += Dv * u[q];
-    if (p.z) y *= silu_d(zv[q]);
-    if (p.y_half) st_half(p.y_half, p.y_half_dtype, b * p.y_stride + e, y);
-    else p.y[b * p.y_stride + e] = y;
-  }
-}
-
-// Version 2 of the rows kernel (the default; SSM_CUDA_ROWS=v1 takes the one above for this
-// session's A/B). Differences: the dt_proj rows are staged in the weight dtype as 16-byte units
-// (row stride an odd number of units, so a quarter-warp's 16-byte reads hit distinct banks; no
-// per-element index division or conversion at staging), each warp stages and normalises only its
-// own sequences' δ | B | C rows (δ zero-padded to whole units, B and C to multiples of 4, so dt_proj
-// reads 8 weights and 2 × 4 δ per round and B/C are 16-byte broadcasts), A·log2 e sits in shared
+// Layout: the dt_proj rows are staged in the weight dtype as 16-byte units (row stride an odd number
+// of units, so a quarter-warp's 16-byte reads hit distinct banks; no conversion or index division at
+// staging), each warp stages and normalises only its own sequences' δ | B | C rows (δ zero-padded to
+// whole units, B and C to multiples of 4, so dt_proj reads 8 weights and 2 × 4 δ per round and B/C
+// are 16-byte broadcasts; rows without padding are copied in 16-byte units), A·log2 e sits in shared
 // memory instead of 16 registers, and the states' loads are issued before the row staging.
 struct Rows2Layout {
   int UR, SW, RP, NP, RNp;  // units per dt_proj row, unit stride (odd), padded δ, padded N, row length
@@ -725,14 +567,15 @@ struct Rows2Layout {
   }
 };
 constexpr int kRowAStride = kRowMaxN + 1;  // A·log2 e rows in shared memory: odd stride, conflict-free
-size_t rows2_smem_bytes(int64_t R, int64_t N, int SB, int V) {
+size_t rows_smem_bytes(int64_t R, int64_t N, int W, int SB, int V) {
   const Rows2Layout l(int(R), int(N), V);
-  return size_t(kRowLanes) * l.SW * 16 + size_t(kRowWarps) * SB * l.RNp * sizeof(float) +
-         size_t(kRowLanes) * kRowAStride * sizeof(float);
+  return size_t(kRowLanes) * l.SW * 16 + size_t(W) * SB * l.RNp * sizeof(float) + size_t(kRowLanes) * kRowAStride * sizeof(float);
 }
 
-template <class WT, class ST, int SB, bool VS>
-__global__ void __launch_bounds__(kRowThreads, SB == 1 ? 8 : 1) mamba1_step_rows_kernel(Mamba1StepParams p) {
+// W warps per block (32 channels × W·SB sequences); with one sequence per warp, at most 64 registers
+// (8 blocks of 4 warps per SM).
+template <class WT, class ST, int W, int SB, bool VS>
+__global__ void __launch_bounds__(32 * W, SB == 1 ? 32 / W : 1) mamba1_step_rows_kernel(Mamba1StepParams p) {
   extern __shared__ uint4 sh4[];
   constexpr int V = Vec<WT>::n;
   const int R = int(p.R), N = int(p.N);
@@ -741,10 +584,10 @@ __global__ void __launch_bounds__(kRowThreads, SB == 1 ? 8 : 1) mamba1_step_rows
   const int64_t e0 = int64_t(blockIdx.x) * kRowLanes, e = e0 + lane;
   uint4* dtw = sh4;                                                     // (32, SW) units
   float* rows = reinterpret_cast<float*>(sh4 + kRowLanes * l.SW);        // (4·SB, RNp)
-  float* A2 = rows + kRowWarps * SB * l.RNp;                            // (32, kRowAStride)
+  float* A2 = rows + W * SB * l.RNp;                            // (32, kRowAStride)
   const int nch = int(min(int64_t(kRowLanes), p.E - e0));
   // Warp w stages rows w, w + 4, … (8 per warp) of the dt_proj tile and of A, a lane per column.
-  constexpr int kRowsPerWarp = kRowLanes / kRowWarps;
+  constexpr int kRowsPerWarp = kRowLanes / W;  // W divides 32
   {
     const WT* w = static_cast<const WT*>(p.dt_w) + e0 * p.R;
     if ((reinterpret_cast<uintptr_t>(w) & 15) == 0 && R % V == 0) {  // whole units, as they are
@@ -754,12 +597,12 @@ __global__ void __launch_bounds__(kRowThreads, SB == 1 ? 8 : 1) mamba1_step_rows
         uint4 raw[kRowsPerWarp];
 #pragma unroll
         for (int j = 0; j < kRowsPerWarp; j++) {
-          const int r = warp + kRowWarps * j;
+          const int r = warp + W * j;
           if (r < nch && c < l.UR) raw[j] = __ldg(w4 + r * l.UR + c);
         }
 #pragma unroll
         for (int j = 0; j < kRowsPerWarp; j++) {
-          const int r = warp + kRowWarps * j;
+          const int r = warp + W * j;
           if (r < nch && c < l.UR) dtw[r * l.SW + c] = raw[j];
         }
       }
@@ -770,12 +613,12 @@ __global__ void __launch_bounds__(kRowThreads, SB == 1 ? 8 : 1) mamba1_step_rows
         WT v[kRowsPerWarp];
 #pragma unroll
         for (int j = 0; j < kRowsPerWarp; j++) {
-          const int r = warp + kRowWarps * j;
+          const int r = warp + W * j;
           v[j] = r < nch && k < R ? w[int64_t(r) * R + k] : from_f<WT>(0.f);
         }
 #pragma unroll
         for (int j = 0; j < kRowsPerWarp; j++) {
-          const int r = warp + kRowWarps * j;
+          const int r = warp + W * j;
           if (r < nch && k < l.RP) d[r * l.SW * V + k] = v[j];
         }
       }
@@ -783,19 +626,19 @@ __global__ void __launch_bounds__(kRowThreads, SB == 1 ? 8 : 1) mamba1_step_rows
     float a[kRowsPerWarp];
 #pragma unroll
     for (int j = 0; j < kRowsPerWarp; j++) {
-      const int r = warp + kRowWarps * j;
+      const int r = warp + W * j;
       a[j] = r < nch && lane < N ? p.A[(e0 + r) * p.N + lane] : 0.f;
     }
 #pragma unroll
     for (int j = 0; j < kRowsPerWarp; j++)
-      if (lane < N) A2[(warp + kRowWarps * j) * kRowAStride + lane] = a[j] * 1.4426950408889634f;
+      if (lane < N) A2[(warp + W * j) * kRowAStride + lane] = a[j] * 1.4426950408889634f;
   }
   const bool active = e < p.E;
   const float bias = active ? p.dt_bias[e] : 0.f, Dv = active && p.D ? p.D[e] : 0.f;
   __syncthreads();
   pdl_trigger();
   pdl_wait();
-  const int64_t b0 = int64_t(blockIdx.y) * (kRowWarps * SB) + int64_t(warp) * SB;
+  const int64_t b0 = int64_t(blockIdx.y) * (W * SB) + int64_t(warp) * SB;
   const int nb = int(max(int64_t(0), min(int64_t(SB), p.B - b0)));
   // This warp's states, u and z first (HBM latency), then its δ | B | C rows (L2).
   float hv[SB][kRowMaxN], u[SB], zv[SB];
@@ -925,52 +768,43 @@ __global__ void __launch_bounds__(kRowThreads, SB == 1 ? 8 : 1) mamba1_step_rows
   }
 }
 
-// Sequences per warp of the rows kernel: 2, or SSM_CUDA_STEP_SEQS=1|4|8 (measurement switch, read
-// once). H200, mamba-2.8b batch 64, bf16 states: 2 -> 11,643 tok/s, 4 -> 11,168, 8 -> 9,147.
-int rows_seqs() {
-  static const int v = [] {
+// Rows kernel shape: warps per block W and sequences per warp SB. Default W = 4, SB = 1 (H200,
+// mamba-2.8b batch 64, bf16 states: SB 1 / 2 / 4 → 14,090 / 13,945 / 12,570 tok/s). Measurement
+// switches (read once): SSM_CUDA_STEP_SEQS=2 (with W = 4), SSM_CUDA_ROWS_WARPS=8|16 (with SB = 1).
+struct RowsShape { int W, SB; };
+RowsShape rows_shape() {
+  static const RowsShape v = [] {
     const char* e = std::getenv("SSM_CUDA_STEP_SEQS");
-    const int n = e ? std::atoi(e) : 0;
-    return n == 1 || n == 4 || n == 8 ? n : 2;
+    const char* w = std::getenv("SSM_CUDA_ROWS_WARPS");
+    const int sb = e ? std::atoi(e) : 1, nw = w ? std::atoi(w) : 4;
+    if (sb == 2) return RowsShape{4, 2};
+    return RowsShape{nw == 8 || nw == 16 ? nw : 4, 1};
   }();
   return v;
 }
 
-// SSM_CUDA_ROWS=v1: the first rows kernel (this session's A/B; read once).
-bool rows_v1() {
-  static const bool v = [] { const char* e = std::getenv("SSM_CUDA_ROWS"); return e && std::string(e) == "v1"; }();
-  return v;
-}
-
-template <class WT, class ST, int SB>
+template <class WT, class ST, int W, int SB>
 void launch_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
   const bool vs = p.N == kRowMaxN && p.slot_stride % (16 / sizeof(ST)) == 0 && (reinterpret_cast<uintptr_t>(p.states) & 15) == 0;
-  const bool v1 = rows_v1();
-  const size_t sh = v1 ? rows_smem_bytes(p.R, p.N, SB) : rows2_smem_bytes(p.R, p.N, SB, Vec<WT>::n);
-  const dim3 grid(blocks_for(p.E, kRowLanes), blocks_for(p.B, kRowWarps * SB));
+  const size_t sh = rows_smem_bytes(p.R, p.N, W, SB, Vec<WT>::n);
+  const dim3 grid(blocks_for(p.E, kRowLanes), blocks_for(p.B, W * SB));
   auto run = [&](void (*kernel)(Mamba1StepParams)) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)), "mamba1_step rows smem");
     // All of the unified L1/shared memory as shared memory, so registers, not the carveout, set the blocks per SM.
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100), "mamba1_step rows carveout");
-    launch("mamba1_step", kernel, grid, dim3(kRowThreads), sh, s, p);
+    launch("mamba1_step", kernel, grid, dim3(32 * W), sh, s, p);
   };
-  if (v1) {
-    if (vs) run(mamba1_step_rows_v1_kernel<WT, ST, SB, true>);
-    else run(mamba1_step_rows_v1_kernel<WT, ST, SB, false>);
-  } else {
-    if (vs) run(mamba1_step_rows_kernel<WT, ST, SB, true>);
-    else run(mamba1_step_rows_kernel<WT, ST, SB, false>);
-  }
+  if (vs) run(mamba1_step_rows_kernel<WT, ST, W, SB, true>);
+  else run(mamba1_step_rows_kernel<WT, ST, W, SB, false>);
 }
 
 template <class WT, class ST>
 void launch_step_rows_sb(const Mamba1StepParams& p, cudaStream_t s) {
-  switch (rows_seqs()) {
-    case 1: return launch_step_rows<WT, ST, 1>(p, s);
-    case 4: return launch_step_rows<WT, ST, 4>(p, s);
-    case 8: return launch_step_rows<WT, ST, 8>(p, s);
-    default: return launch_step_rows<WT, ST, 2>(p, s);
-  }
+  const RowsShape r = rows_shape();
+  if (r.SB == 2) return launch_step_rows<WT, ST, 4, 2>(p, s);
+  if (r.W == 8) return launch_step_rows<WT, ST, 8, 1>(p, s);
+  if (r.W == 16) return launch_step_rows<WT, ST, 16, 1>(p, s);
+  launch_step_rows<WT, ST, 4, 1>(p, s);
 }
 
 // Sequences per thread of the batched step: 4, or SSM_CUDA_STEP_SEQS=1 (measurement switch, read once).
@@ -1335,8 +1169,7 @@ void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t ch
 // Shapes the rows kernel serves: every state in registers, the shared memory of the largest
 // sequences-per-warp setting within 160 KiB.
 static bool rows_shape_ok(int64_t N, int64_t R) {
-  return N >= 1 && N <= kRowMaxN && R >= 1 && R <= 4096 && rows_smem_bytes(R, N, 8) <= 160 * 1024 &&
-         rows2_smem_bytes(R, N, 8, 4) <= 160 * 1024;
+  return N >= 1 && N <= kRowMaxN && R >= 1 && R <= 4096 && rows_smem_bytes(R, N, 16, 2, 4) <= 160 * 1024;
 }
 
 bool mamba1_step_rows_ok(int64_t N, int64_t R) {

@@ -323,21 +323,30 @@ template <class ST> struct StatePack<ST, 4> {  // four states: 16-byte f32 / 8-b
   }
 };
 
-// Sums of four per-lane values over the warp, transposed: lane l returns the sum of v[2·bit4(l) +
-// bit3(l)] (lanes 0, 8, 16, 24 hold rows 0..3). 6 shuffles instead of 4 × 5.
-__device__ __forceinline__ float warp_sum4(const float (&v)[4]) {
+// Sums of K per-lane values over the warp (K a power of two ≤ 32), transposed: each halving
+// round keeps half of the values and adds the partner's copy of them, so K sums cost
+// K - 1 + log2(32 / K) shuffles instead of 5 K. `row` is the value whose sum the lane returns;
+// lanes whose low log2(32 / K) bits are zero are the first to hold each row's sum.
+template <int K>
+__device__ __forceinline__ float warp_sum_rows(const float (&v)[K], int& row) {
   const int lane = threadIdx.x & 31;
-  const bool hi = lane & 16, b3 = lane & 8;
-  float k0 = hi ? v[2] : v[0], k1 = hi ? v[3] : v[1];
-  const float s0 = hi ? v[0] : v[2], s1 = hi ? v[1] : v[3];
-  k0 += __shfl_xor_sync(0xffffffffu, s0, 16);
-  k1 += __shfl_xor_sync(0xffffffffu, s1, 16);
-  float k = b3 ? k1 : k0;
-  k += __shfl_xor_sync(0xffffffffu, b3 ? k0 : k1, 8);
-  k += __shfl_xor_sync(0xffffffffu, k, 4);
-  k += __shfl_xor_sync(0xffffffffu, k, 2);
-  k += __shfl_xor_sync(0xffffffffu, k, 1);
-  return k;
+  float c[K];
+#pragma unroll
+  for (int i = 0; i < K; i++) c[i] = v[i];
+  row = 0;
+  int o = 16;
+#pragma unroll
+  for (int n = K; n > 1; n /= 2, o /= 2) {
+    const bool hi = lane & o;
+#pragma unroll
+    for (int i = 0; i < n / 2; i++) {
+      const float keep = hi ? c[n / 2 + i] : c[i], send = hi ? c[i] : c[n / 2 + i];
+      c[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+    }
+    if (hi) row += n / 2;
+  }
+  for (; o >= 1; o /= 2) c[0] += __shfl_xor_sync(0xffffffffu, c[0], o);
+  return c[0];
 }
 
 template <int NPL, int kStepRpw, class ST, int PK>
@@ -411,18 +420,12 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
     }
   }
   float* y = p.y + b * p.y_stride + h * P;
-  if constexpr (kStepRpw == 4) {
-    const float sum = warp_sum4(part);
-    const int r = ((lane >> 4) << 1) | ((lane >> 3) & 1), i = i0 + r;
-    const float xr = r == 0 ? xv[0] : r == 1 ? xv[1] : r == 2 ? xv[2] : xv[3];
-    if ((lane & 7) == 0 && i < P) y[i] = sum + Dh * xr;
-  } else {
+  int r = 0;
+  const float sum = warp_sum_rows(part, r);
+  float xr = xv[0];
 #pragma unroll
-    for (int r = 0; r < kStepRpw; r++) {
-      const float sum = warp_sum(part[r]);
-      if (lane == 0 && i0 + r < P) y[i0 + r] = sum + Dh * xv[r];
-    }
-  }
+  for (int k = 1; k < kStepRpw; k++) xr = r == k ? xv[k] : xr;
+  if ((lane & (32 / kStepRpw - 1)) == 0 && i0 + r < P) y[i0 + r] = sum + Dh * xr;
 }
 
 // ---- BF16 path: the chunk products as cuBLASLt strided-batched bf16 GEMMs (f32 accumulation) ----------
@@ -783,14 +786,17 @@ void ssd_step(const SsdStepParams& p, cudaStream_t s) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(p.states);
   const int cap = ssd_step_pack();
   const bool quads = cap >= 4 && p.N % 4 == 0 && p.slot_stride % 4 == 0 && (base & (p.state_bf16 ? 7 : 15)) == 0;
-  // 4 rows per warp: 8 measured slower (mamba2-2.7b b64: 5,563 -> 5,145 tok/s with one state per
-  // access; 9,150 -> 8,922 with four, bf16 states).
+  // 4 rows per warp: 8 measured slower with one reduction per row (mamba2-2.7b b64: 5,563 -> 5,145
+  // tok/s with one state per access; 9,150 -> 8,922 with four, bf16 states). SSM_CUDA_SSD_RPW=8
+  // (bf16 states, four per access; read once) takes 8 rows with the transposed reduction (A/B).
   if (!p.state_bf16) {
     if (quads) return launch_ssd_step<4, float, 4>(p, s);
     return launch_ssd_step<4, float, 1>(p, s);
   }
   const bool pairs = cap >= 2 && p.N % 2 == 0 && p.slot_stride % 2 == 0 && (base & 3) == 0;
-  if (quads) launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
+  static const bool rows8 = [] { const char* e = std::getenv("SSM_CUDA_SSD_RPW"); return e && std::atoi(e) == 8; }();
+  if (quads && rows8) launch_ssd_step<8, __nv_bfloat16, 4>(p, s);
+  else if (quads) launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
   else if (pairs) launch_ssd_step<4, __nv_bfloat16, 2>(p, s);
   else launch_ssd_step<4, __nv_bfloat16, 1>(p, s);
 }
