@@ -1169,7 +1169,8 @@ void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t ch
 // Shapes the rows kernel serves: every state in registers, the shared memory of the largest
 // sequences-per-warp setting within 160 KiB.
 static bool rows_shape_ok(int64_t N, int64_t R) {
-  return N >= 1 && N <= kRowMaxN && R >= 1 && R <= 4096 && rows_smem_bytes(R, N, 16, 2, 4) <= 160 * 1024;
+  // The largest warps × sequences per block (16 × 1 or 4 × 2) with f32 weights (the widest rows).
+  return N >= 1 && N <= kRowMaxN && R >= 1 && R <= 4096 && rows_smem_bytes(R, N, 16, 1, 4) <= 160 * 1024;
 }
 
 bool mamba1_step_rows_ok(int64_t N, int64_t R) {
@@ -1180,7 +1181,7 @@ bool mamba1_step_rows_ok(int64_t N, int64_t R) {
 void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
   if (!rows_shape_ok(p.N, p.R))
-    throw Error("mamba1_step_rows: needs 1 <= d_state <= 16 and a dt_rank of at most ~600 (internal)");
+    throw Error("mamba1_step_rows: needs 1 <= d_state <= 16 and a dt_rank of at most ~800 (internal)");
   if (p.delta) throw Error("mamba1_step_rows: dt_proj is computed inside; no precomputed delta (internal)");
   auto by_state = [&](auto wt) {
     using WT = decltype(wt);
