@@ -768,23 +768,19 @@ __global__ void __launch_bounds__(32 * W, SB == 1 ? 32 / W : 1) mamba1_step_rows
   }
 }
 
-// Rows kernel shape: warps per block W and sequences per warp SB. Default W = 4, SB = 1 (H200,
-// mamba-2.8b batch 64, bf16 states: SB 1 / 2 / 4 → 14,090 / 13,945 / 12,570 tok/s). Measurement
-// switches (read once): SSM_CUDA_STEP_SEQS=2 (with W = 4), SSM_CUDA_ROWS_WARPS=8|16 (with SB = 1).
-struct RowsShape { int W, SB; };
-RowsShape rows_shape() {
-  static const RowsShape v = [] {
-    const char* e = std::getenv("SSM_CUDA_STEP_SEQS");
-    const char* w = std::getenv("SSM_CUDA_ROWS_WARPS");
-    const int sb = e ? std::atoi(e) : 1, nw = w ? std::atoi(w) : 4;
-    if (sb == 2) return RowsShape{4, 2};
-    return RowsShape{nw == 8 || nw == 16 ? nw : 4, 1};
-  }();
+// Rows kernel block: 8 warps (32 channels × 8 sequences) with one sequence per warp. H200,
+// mamba-2.8b batch 64, bf16 states, tok/s: 8 warps 14,451 / 14,402 against 4 warps 14,049 / 14,101 /
+// 14,119 (same calls); 16 warps 14,048; 4 warps of two sequences each 13,945 (a 64-register build
+// holds one sequence's 16 states, two need 116 registers). SSM_CUDA_ROWS_WARPS=4 takes 4 warps
+// (measurement switch, read once).
+int rows_warps() {
+  static const int v = [] { const char* e = std::getenv("SSM_CUDA_ROWS_WARPS"); return e && std::atoi(e) == 4 ? 4 : 8; }();
   return v;
 }
 
-template <class WT, class ST, int W, int SB>
+template <class WT, class ST, int W>
 void launch_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
+  constexpr int SB = 1;
   const bool vs = p.N == kRowMaxN && p.slot_stride % (16 / sizeof(ST)) == 0 && (reinterpret_cast<uintptr_t>(p.states) & 15) == 0;
   const size_t sh = rows_smem_bytes(p.R, p.N, W, SB, Vec<WT>::n);
   const dim3 grid(blocks_for(p.E, kRowLanes), blocks_for(p.B, W * SB));
@@ -800,11 +796,8 @@ void launch_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
 
 template <class WT, class ST>
 void launch_step_rows_sb(const Mamba1StepParams& p, cudaStream_t s) {
-  const RowsShape r = rows_shape();
-  if (r.SB == 2) return launch_step_rows<WT, ST, 4, 2>(p, s);
-  if (r.W == 8) return launch_step_rows<WT, ST, 8, 1>(p, s);
-  if (r.W == 16) return launch_step_rows<WT, ST, 16, 1>(p, s);
-  launch_step_rows<WT, ST, 4, 1>(p, s);
+  if (rows_warps() == 4) launch_step_rows<WT, ST, 4>(p, s);
+  else launch_step_rows<WT, ST, 8>(p, s);
 }
 
 // Sequences per thread of the batched step: 4, or SSM_CUDA_STEP_SEQS=1 (measurement switch, read once).
@@ -1169,8 +1162,8 @@ void selective_scan(const ScanParams& p, cudaStream_t s, float* work, int64_t ch
 // Shapes the rows kernel serves: every state in registers, the shared memory of the largest
 // sequences-per-warp setting within 160 KiB.
 static bool rows_shape_ok(int64_t N, int64_t R) {
-  // The largest warps × sequences per block (16 × 1 or 4 × 2) with f32 weights (the widest rows).
-  return N >= 1 && N <= kRowMaxN && R >= 1 && R <= 4096 && rows_smem_bytes(R, N, 16, 1, 4) <= 160 * 1024;
+  // The larger block (8 warps of one sequence) with f32 weights (the widest rows).
+  return N >= 1 && N <= kRowMaxN && R >= 1 && R <= 4096 && rows_smem_bytes(R, N, 8, 1, 4) <= 160 * 1024;
 }
 
 bool mamba1_step_rows_ok(int64_t N, int64_t R) {
@@ -1181,7 +1174,7 @@ bool mamba1_step_rows_ok(int64_t N, int64_t R) {
 void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.B <= 0) return;
   if (!rows_shape_ok(p.N, p.R))
-    throw Error("mamba1_step_rows: needs 1 <= d_state <= 16 and a dt_rank of at most ~800 (internal)");
+    throw Error("mamba1_step_rows: needs 1 <= d_state <= 16 and a dt_rank of at most ~1,000 (internal)");
   if (p.delta) throw Error("mamba1_step_rows: dt_proj is computed inside; no precomputed delta (internal)");
   auto by_state = [&](auto wt) {
     using WT = decltype(wt);

@@ -786,17 +786,15 @@ void ssd_step(const SsdStepParams& p, cudaStream_t s) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(p.states);
   const int cap = ssd_step_pack();
   const bool quads = cap >= 4 && p.N % 4 == 0 && p.slot_stride % 4 == 0 && (base & (p.state_bf16 ? 7 : 15)) == 0;
-  // 4 rows per warp: 8 measured slower with one reduction per row (mamba2-2.7b b64: 5,563 -> 5,145
-  // tok/s with one state per access; 9,150 -> 8,922 with four, bf16 states). SSM_CUDA_SSD_RPW=8
-  // (bf16 states, four per access; read once) takes 8 rows with the transposed reduction (A/B).
+  // 4 rows per warp: 8 measured slower, with one reduction per row (mamba2-2.7b b64: 5,563 -> 5,145
+  // tok/s with one state per access; 9,150 -> 8,922 with four, bf16 states) and again with the
+  // transposed reduction (10,064 -> 9,710, bf16 states, session 13).
   if (!p.state_bf16) {
     if (quads) return launch_ssd_step<4, float, 4>(p, s);
     return launch_ssd_step<4, float, 1>(p, s);
   }
   const bool pairs = cap >= 2 && p.N % 2 == 0 && p.slot_stride % 2 == 0 && (base & 3) == 0;
-  static const bool rows8 = [] { const char* e = std::getenv("SSM_CUDA_SSD_RPW"); return e && std::atoi(e) == 8; }();
-  if (quads && rows8) launch_ssd_step<8, __nv_bfloat16, 4>(p, s);
-  else if (quads) launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
+  if (quads) launch_ssd_step<4, __nv_bfloat16, 4>(p, s);
   else if (pairs) launch_ssd_step<4, __nv_bfloat16, 2>(p, s);
   else launch_ssd_step<4, __nv_bfloat16, 1>(p, s);
 }
