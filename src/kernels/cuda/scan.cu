@@ -795,7 +795,7 @@ void launch_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
 }
 
 template <class WT, class ST>
-void launch_step_rows_sb(const Mamba1StepParams& p, cudaStream_t s) {
+void launch_step_rows_by_warps(const Mamba1StepParams& p, cudaStream_t s) {
   if (rows_warps() == 4) launch_step_rows<WT, ST, 4>(p, s);
   else launch_step_rows<WT, ST, 8>(p, s);
 }
@@ -1178,8 +1178,8 @@ void mamba1_step_rows(const Mamba1StepParams& p, cudaStream_t s) {
   if (p.delta) throw Error("mamba1_step_rows: dt_proj is computed inside; no precomputed delta (internal)");
   auto by_state = [&](auto wt) {
     using WT = decltype(wt);
-    if (p.state_bf16) launch_step_rows_sb<WT, __nv_bfloat16>(p, s);
-    else launch_step_rows_sb<WT, float>(p, s);
+    if (p.state_bf16) launch_step_rows_by_warps<WT, __nv_bfloat16>(p, s);
+    else launch_step_rows_by_warps<WT, float>(p, s);
   };
   switch (p.dt_w_dtype) {
     case DType::BF16: return by_state(__nv_bfloat16{});
