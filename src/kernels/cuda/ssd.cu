@@ -11,8 +11,9 @@
 // (opt-in, SSM_CUDA_SSD=tf32): 2, 3 and 5 are 64×64-tiled matrix products staged in shared memory,
 // f32 FMA on the CUDA cores (f32 accuracy) or TF32 WMMA m16n16k8 (operands rounded to TF32's 10-bit
 // mantissa, f32 accumulation and chunk states).
-// The step kernel updates one head of one sequence per block: a warp per state row, lanes across N,
-// B and C held in registers.
+// The step kernel updates 32 state rows of one head of one sequence per block: a warp per four rows,
+// lanes across N (up to four adjacent states per access), B and C held in registers, the four rows'
+// C·S sums reduced together (warp_sum_rows).
 #include <mma.h>
 
 #include <algorithm>
