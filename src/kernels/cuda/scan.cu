@@ -560,33 +560,33 @@ template <> struct StateRow<__nv_bfloat16> {
 // whole units, B and C to multiples of 4, so dt_proj reads 8 weights and 2 × 4 δ per round and B/C
 // are 16-byte broadcasts; rows without padding are copied in 16-byte units), A·log2 e sits in shared
 // memory instead of 16 registers, and the states' loads are issued before the row staging.
-struct Rows2Layout {
+struct RowsLayout {
   int UR, SW, RP, NP, RNp;  // units per dt_proj row, unit stride (odd), padded δ, padded N, row length
-  __host__ __device__ Rows2Layout(int R, int N, int V) {
+  __host__ __device__ RowsLayout(int R, int N, int V) {
     UR = (R + V - 1) / V, SW = UR | 1, RP = UR * V, NP = (N + 3) / 4 * 4, RNp = RP + 2 * NP;
   }
 };
 constexpr int kRowAStride = kRowMaxN + 1;  // A·log2 e rows in shared memory: odd stride, conflict-free
 size_t rows_smem_bytes(int64_t R, int64_t N, int W, int SB, int V) {
-  const Rows2Layout l(int(R), int(N), V);
+  const RowsLayout l(int(R), int(N), V);
   return size_t(kRowLanes) * l.SW * 16 + size_t(W) * SB * l.RNp * sizeof(float) + size_t(kRowLanes) * kRowAStride * sizeof(float);
 }
 
 // W warps per block (32 channels × W·SB sequences); with one sequence per warp, at most 64 registers
-// (8 blocks of 4 warps per SM).
+// (32 / W blocks of W warps per SM).
 template <class WT, class ST, int W, int SB, bool VS>
 __global__ void __launch_bounds__(32 * W, SB == 1 ? 32 / W : 1) mamba1_step_rows_kernel(Mamba1StepParams p) {
   extern __shared__ uint4 sh4[];
   constexpr int V = Vec<WT>::n;
   const int R = int(p.R), N = int(p.N);
-  const Rows2Layout l(R, N, V);
+  const RowsLayout l(R, N, V);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t e0 = int64_t(blockIdx.x) * kRowLanes, e = e0 + lane;
   uint4* dtw = sh4;                                                     // (32, SW) units
-  float* rows = reinterpret_cast<float*>(sh4 + kRowLanes * l.SW);        // (4·SB, RNp)
-  float* A2 = rows + W * SB * l.RNp;                            // (32, kRowAStride)
+  float* rows = reinterpret_cast<float*>(sh4 + kRowLanes * l.SW);        // (W·SB, RNp)
+  float* A2 = rows + W * SB * l.RNp;                                    // (32, kRowAStride)
   const int nch = int(min(int64_t(kRowLanes), p.E - e0));
-  // Warp w stages rows w, w + 4, … (8 per warp) of the dt_proj tile and of A, a lane per column.
+  // Warp w stages rows w, w + W, … (32 / W per warp) of the dt_proj tile and of A, a lane per column.
   constexpr int kRowsPerWarp = kRowLanes / W;  // W divides 32
   {
     const WT* w = static_cast<const WT*>(p.dt_w) + e0 * p.R;
