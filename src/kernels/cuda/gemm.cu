@@ -771,26 +771,17 @@ Blas::Plan& Blas::plan(int64_t M, int64_t N, int64_t K, DType t, int64_t ldb, in
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error("cuBLASLt: no algorithm for M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
-  int pick = 0;
+  std::vector<cublasLtMatmulAlgo_t> whole;  // the results that do not split K, best-ranked first
   if (no_splitk)
     for (int i = 0; i < found; i++) {
       int splits = 1;
       size_t got = 0;
       if (cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits), &got) ==
-              CUBLAS_STATUS_SUCCESS && splits <= 1) {
-        pick = i;
-        break;
-      }
-    }
-  p->algo = res[pick].algo;
-  if (tune && no_splitk)
-    for (int i = 0; i < found; i++) {
-      int splits = 1;
-      size_t got = 0;
-      if (cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits), &got) ==
               CUBLAS_STATUS_SUCCESS && splits <= 1)
-        p->candidates.push_back(res[i].algo);
+        whole.push_back(res[i].algo);
     }
+  p->algo = whole.empty() ? res[0].algo : whole[0];
+  if (tune) p->candidates = std::move(whole);
   plans_[key] = p;
   return *p;
 }

@@ -374,7 +374,7 @@ __global__ void __launch_bounds__(256) ssd_step_kernel(SsdStepParams p) {
 #pragma unroll
   for (int j = 0; j < J; j++) {
     const int n0 = (lane + 32 * j) * PK;
-    if (PK == 4 && bc4) {
+    if (bc4) {
       const float4 bq = n0 < N ? *reinterpret_cast<const float4*>(Bp + n0) : make_float4(0.f, 0.f, 0.f, 0.f);
       const float4 cq = n0 < N ? *reinterpret_cast<const float4*>(Cp + n0) : make_float4(0.f, 0.f, 0.f, 0.f);
       const float bs[4] = {bq.x, bq.y, bq.z, bq.w}, cs[4] = {cq.x, cq.y, cq.z, cq.w};
